@@ -1,0 +1,236 @@
+package ledger
+
+import (
+	"context"
+	"errors"
+	"sort"
+
+	"github.com/credits-dev/credits"
+)
+
+// The writer is the only goroutine of a process that writes money. It takes
+// the commands waiting in its queue (up to MaxBatch), applies them in one
+// store transaction, commits, and only then answers each caller: group
+// commit. With one caller a batch is one command; the path is the same.
+
+type request struct {
+	ctx  context.Context
+	cmd  command
+	done chan result
+}
+
+func (e *Engine) run() {
+	defer close(e.stopped)
+	batch := make([]request, 0, e.opts.MaxBatch)
+	for {
+		select {
+		case r := <-e.queue:
+			batch = append(batch[:0], r)
+		case <-e.stop:
+			return
+		}
+	fill:
+		for len(batch) < e.opts.MaxBatch {
+			select {
+			case r := <-e.queue:
+				batch = append(batch, r)
+			default:
+				break fill
+			}
+		}
+		e.commit(batch)
+	}
+}
+
+// errUnavailable answers every command of a batch whose transaction failed:
+// nothing of it was committed.
+func unavailable(err error) error {
+	return &credits.Error{Code: credits.CodeUnavailable, Message: "the store is unavailable; nothing was charged: " + err.Error()}
+}
+
+func (e *Engine) commit(batch []request) {
+	results, changed, err := e.runBatch(batch)
+	if err != nil {
+		e.log.Error("batch failed", "commands", len(batch), "err", err)
+		for _, r := range batch {
+			r.done <- result{Err: unavailable(err)}
+		}
+		return
+	}
+	for i, r := range batch {
+		r.done <- results[i]
+	}
+	for _, b := range changed {
+		e.broker.publish(b)
+	}
+}
+
+// runBatch loads, applies, writes and commits one batch. It returns each
+// command's result and the balances that changed.
+func (e *Engine) runBatch(batch []request) ([]result, []credits.Balance, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), e.opts.BatchTimeout)
+	defer cancel()
+	tx, err := e.store.Begin(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer tx.Rollback() //nolint:errcheck // after Commit it is a no-op
+
+	s := newState(e.now(), &e.cat, newID)
+	if err := e.load(ctx, tx, s, batch); err != nil {
+		return nil, nil, err
+	}
+	results := make([]result, len(batch))
+	for i, r := range batch {
+		results[i] = r.cmd.apply(s)
+	}
+	ch := s.changes()
+	if ch.Empty() {
+		return results, nil, nil
+	}
+	if err := tx.Write(ctx, ch); err != nil {
+		return nil, nil, err
+	}
+	if err := tx.Commit(); err != nil {
+		return nil, nil, err
+	}
+	var changed []credits.Balance
+	for _, id := range sortedKeys(s.dirtyAcc) {
+		changed = append(changed, s.balance(s.accounts[id]))
+	}
+	return results, changed, nil
+}
+
+// load reads every row the batch's commands need into s.
+func (e *Engine) load(ctx context.Context, tx Tx, s *state, batch []request) error {
+	var chargeIDs []string
+	wsSet := map[string]bool{}
+	var idemKeys []IdemKey
+	for _, r := range batch {
+		switch c := r.cmd.(type) {
+		case *createWorkspaceCmd:
+			wsSet[c.ws.ID] = true
+		case *holdCmd:
+			wsSet[c.p.WorkspaceID] = true
+			idemKeys = append(idemKeys, IdemKey{c.p.WorkspaceID, c.p.IdempotencyKey})
+		case *finishCmd:
+			chargeIDs = append(chargeIDs, c.chargeID)
+		case *touchCmd:
+			wsSet[c.workspaceID] = true
+		case *changePlanCmd:
+			wsSet[c.workspaceID] = true
+		case *adjustCmd:
+			wsSet[c.workspaceID] = true
+		default:
+			return errors.New("ledger: unknown command")
+		}
+	}
+	if len(chargeIDs) > 0 {
+		chs, err := tx.Charges(ctx, chargeIDs)
+		if err != nil {
+			return err
+		}
+		for id, c := range chs {
+			c := c
+			s.charges[id] = &c
+			wsSet[c.WorkspaceID] = true
+		}
+	}
+	ids := make([]string, 0, len(wsSet))
+	for id := range wsSet {
+		ids = append(ids, id)
+	}
+	sort.Strings(ids) // lock order: batches never deadlock
+	accs, err := tx.Accounts(ctx, ids)
+	if err != nil {
+		return err
+	}
+	for id, a := range accs {
+		a := a
+		s.accounts[id] = &a
+		if a.Cycle.End.After(s.now) && (a.NextExpiry.IsZero() || a.NextExpiry.After(s.now)) {
+			continue
+		}
+		due, next, err := tx.DueHolds(ctx, id, s.now)
+		if err != nil {
+			return err
+		}
+		list := make([]*credits.Charge, 0, len(due))
+		for _, c := range due {
+			if have, ok := s.charges[c.ID]; ok {
+				list = append(list, have)
+				continue
+			}
+			c := c
+			s.charges[c.ID] = &c
+			list = append(list, &c)
+		}
+		s.due[id] = list
+		s.nextAfter[id] = next
+	}
+	if len(idemKeys) > 0 {
+		recs, err := tx.Idempotency(ctx, idemKeys)
+		if err != nil {
+			return err
+		}
+		for k, r := range recs {
+			r := r
+			s.idem[k] = &r
+		}
+	}
+	// Charges made in an earlier cycle finish against that cycle's row.
+	var cks []CycleKey
+	seen := map[CycleKey]bool{}
+	for _, c := range s.charges {
+		a, ok := s.accounts[c.WorkspaceID]
+		k := CycleKey{c.WorkspaceID, c.Cycle}
+		if !ok || c.Status != credits.StatusHeld || seen[k] {
+			continue
+		}
+		// Also the current cycle: a reset in this batch may make it old,
+		// and then the reset's copy is used instead.
+		if c.Cycle < a.Cycle.N {
+			seen[k] = true
+			cks = append(cks, k)
+		}
+	}
+	if len(cks) > 0 {
+		cycles, err := tx.Cycles(ctx, cks)
+		if err != nil {
+			return err
+		}
+		for k, c := range cycles {
+			c := c
+			s.cycles[k] = &c
+		}
+	}
+	return nil
+}
+
+// submit hands a command to the writer and waits for its answer. A caller
+// that gives up (ctx done) stops waiting; the command may still commit, which
+// is why charges carry an Idempotency-Key.
+func (e *Engine) submit(ctx context.Context, c command) result {
+	r := request{ctx: ctx, cmd: c, done: make(chan result, 1)}
+	select {
+	case e.queue <- r:
+	case <-ctx.Done():
+		return result{Err: ctx.Err()}
+	case <-e.stop:
+		return result{Err: credits.Errorf(credits.CodeUnavailable, "the engine is shutting down")}
+	}
+	select {
+	case res := <-r.done:
+		return res
+	case <-ctx.Done():
+		return result{Err: ctx.Err()}
+	case <-e.stopped:
+		// The writer stopped with this command still queued: it never ran.
+		select {
+		case res := <-r.done:
+			return res
+		default:
+			return result{Err: credits.Errorf(credits.CodeUnavailable, "the engine is shutting down")}
+		}
+	}
+}

@@ -1,0 +1,75 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+
+	"github.com/credits-dev/credits"
+	"github.com/credits-dev/credits/auth"
+)
+
+// Setting reads a server setting.
+func (s *Store) Setting(ctx context.Context, key string) (string, bool, error) {
+	var v string
+	err := s.r.QueryRowContext(ctx, `SELECT value FROM settings WHERE key = ?`, key).Scan(&v)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", false, nil
+	}
+	return v, err == nil, err
+}
+
+// PutSettingIfAbsent stores a setting unless it is set and returns the stored
+// value.
+func (s *Store) PutSettingIfAbsent(ctx context.Context, key, value string) (string, error) {
+	if _, err := s.w.ExecContext(ctx, `INSERT INTO settings (key, value) VALUES (?, ?) ON CONFLICT (key) DO NOTHING`, key, value); err != nil {
+		return "", err
+	}
+	var v string
+	err := s.w.QueryRowContext(ctx, `SELECT value FROM settings WHERE key = ?`, key).Scan(&v)
+	return v, err
+}
+
+// SetSetting stores a setting.
+func (s *Store) SetSetting(ctx context.Context, key, value string) error {
+	_, err := s.w.ExecContext(ctx, `INSERT INTO settings (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value`, key, value)
+	return err
+}
+
+// CreateAPIKey stores an API key (its secret's hash only).
+func (s *Store) CreateAPIKey(ctx context.Context, k auth.APIKey) error {
+	_, err := s.w.ExecContext(ctx, `INSERT INTO api_keys (id, name, scope, hash, created_at) VALUES (?,?,?,?,?)`, k.ID, k.Name, k.Scope, k.Hash, micros(k.CreatedAt))
+	return err
+}
+
+// APIKeyByHash finds an API key by its secret's hash.
+func (s *Store) APIKeyByHash(ctx context.Context, hash string) (auth.APIKey, error) {
+	var k auth.APIKey
+	var created int64
+	err := s.r.QueryRowContext(ctx, `SELECT id, name, scope, hash, created_at FROM api_keys WHERE hash = ?`, hash).Scan(&k.ID, &k.Name, &k.Scope, &k.Hash, &created)
+	if errors.Is(err, sql.ErrNoRows) {
+		return k, credits.NotFound("api key", "")
+	}
+	k.CreatedAt = fromMicros(created)
+	return k, err
+}
+
+// APIKeys lists API keys, oldest first.
+func (s *Store) APIKeys(ctx context.Context) ([]auth.APIKey, error) {
+	rows, err := s.r.QueryContext(ctx, `SELECT id, name, scope, hash, created_at FROM api_keys ORDER BY created_at, id`)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []auth.APIKey
+	for rows.Next() {
+		var k auth.APIKey
+		var created int64
+		if err := rows.Scan(&k.ID, &k.Name, &k.Scope, &k.Hash, &created); err != nil {
+			return nil, err
+		}
+		k.CreatedAt = fromMicros(created)
+		out = append(out, k)
+	}
+	return out, rows.Err()
+}
