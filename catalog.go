@@ -2,6 +2,7 @@ package credits
 
 import (
 	"fmt"
+	"math"
 	"regexp"
 )
 
@@ -157,6 +158,9 @@ func (c *Catalog) UpgradeFor(current string, available, required int64) *Upgrade
 		}
 	}
 	if best == nil {
+		if last.MonthlyCredits <= cur.MonthlyCredits {
+			return nil // no plan grants more
+		}
 		best = &last
 	}
 	return &Upgrade{Plan: best.ID, MonthlyCredits: best.MonthlyCredits, PriceCents: best.PriceCents}
@@ -212,6 +216,9 @@ func (c *Catalog) Estimate(items []EstimateItem) (Estimate, error) {
 			return Estimate{}, Invalid(fmt.Sprintf("items[%d].count", i), "count must be an integer from 0 to %d", MaxCount)
 		}
 		sub := op.Cost * it.Count // both ≤ 1e9: no overflow
+		if est.Total > math.MaxInt64-sub {
+			return Estimate{}, Invalid("items", "the total is too large to price")
+		}
 		est.Breakdown = append(est.Breakdown, EstimateLine{Operation: op.ID, Count: it.Count, Cost: op.Cost, Subtotal: sub})
 		est.Total += sub
 	}

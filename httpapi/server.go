@@ -1,0 +1,281 @@
+// Package httpapi serves the v1 HTTP API: REST handlers, auth, problem+json
+// errors and the balance stream. It translates HTTP to engine calls and back;
+// the rules live in package ledger.
+package httpapi
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"log/slog"
+	"net/http"
+	"runtime/debug"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/credits-dev/credits"
+	"github.com/credits-dev/credits/auth"
+	"github.com/credits-dev/credits/ledger"
+)
+
+// Config wires a Server.
+type Config struct {
+	Engine *ledger.Engine
+	Auth   *auth.Authenticator
+	Logger *slog.Logger
+	// KeepAlive is how often an idle balance stream gets a comment line
+	// (default 15 s; the contract asks for at least every 30 s).
+	KeepAlive time.Duration
+}
+
+// Server is the HTTP API.
+type Server struct {
+	engine    *ledger.Engine
+	auth      *auth.Authenticator
+	log       *slog.Logger
+	mux       *http.ServeMux
+	keepAlive time.Duration
+	draining  atomic.Bool
+	// streams ends every balance stream when the server drains.
+	streams    context.Context
+	endStreams context.CancelFunc
+}
+
+// access says who may call a route.
+type access int
+
+const (
+	public   access = iota
+	admin           // the admin key and admin API keys
+	issuer          // + service keys: minting session tokens
+	reader          // + service and read keys, and sessions of the workspace (GET)
+	operator        // + service keys and sessions of the workspace: charges
+)
+
+// New builds the API's handler.
+func New(cfg Config) *Server {
+	s := &Server{engine: cfg.Engine, auth: cfg.Auth, log: cfg.Logger, mux: http.NewServeMux(), keepAlive: cfg.KeepAlive}
+	if s.log == nil {
+		s.log = slog.Default()
+	}
+	if s.keepAlive <= 0 {
+		s.keepAlive = 15 * time.Second
+	}
+	s.streams, s.endStreams = context.WithCancel(context.Background())
+
+	s.route("GET /healthz", public, s.healthz)
+	s.route("GET /v1/catalog", public, s.catalog)
+	s.route("POST /v1/estimate", public, s.estimate)
+	s.route("POST /v1/api-keys", admin, s.createAPIKey)
+	s.route("GET /v1/api-keys", admin, s.listAPIKeys)
+	s.route("POST /v1/workspaces", admin, s.createWorkspace)
+	s.route("GET /v1/workspaces/{id}", reader, s.getWorkspace)
+	s.route("GET /v1/workspaces/{id}/balance", reader, s.balance)
+	s.route("GET /v1/workspaces/{id}/balance/stream", reader, s.balanceStream)
+	s.route("POST /v1/workspaces/{id}/session-tokens", issuer, s.createSessionToken)
+	s.route("POST /v1/workspaces/{id}/charges", operator, s.createCharge)
+	s.route("PUT /v1/workspaces/{id}/plan", admin, s.changePlan)
+	s.route("POST /v1/workspaces/{id}/adjustments", admin, s.adjust)
+	s.route("GET /v1/workspaces/{id}/ledger", reader, s.ledger)
+	s.route("GET /v1/charges/{id}", reader, s.getCharge)
+	s.route("POST /v1/charges/{id}/capture", operator, s.capture)
+	s.route("POST /v1/charges/{id}/release", operator, s.release)
+	return s
+}
+
+// Handle mounts another handler (the demo page, AI operations) on the API's
+// mux, behind the same auth: the handler gets the principal from the
+// request's context with PrincipalFrom.
+func (s *Server) Handle(pattern string, a access, h http.HandlerFunc) { s.route(pattern, a, h) }
+
+// Public, Reader and Operator are the access levels other packages mount
+// routes with.
+const (
+	Public   = public
+	Reader   = reader
+	Operator = operator
+)
+
+// Drain makes the server refuse new requests with 503 and ends balance
+// streams; call it when shutdown starts.
+func (s *Server) Drain() {
+	s.draining.Store(true)
+	s.endStreams()
+}
+
+type principalKey struct{}
+
+// PrincipalFrom returns the authenticated principal of a request.
+func PrincipalFrom(ctx context.Context) (auth.Principal, bool) {
+	p, ok := ctx.Value(principalKey{}).(auth.Principal)
+	return p, ok
+}
+
+type handlerFunc func(w http.ResponseWriter, r *http.Request) error
+
+func (s *Server) route(pattern string, a access, h any) {
+	var fn handlerFunc
+	switch h := h.(type) {
+	case func(http.ResponseWriter, *http.Request) error:
+		fn = h
+	case http.HandlerFunc:
+		fn = func(w http.ResponseWriter, r *http.Request) error { h(w, r); return nil }
+	case func(http.ResponseWriter, *http.Request):
+		fn = func(w http.ResponseWriter, r *http.Request) error { h(w, r); return nil }
+	default:
+		panic("httpapi: bad handler for " + pattern)
+	}
+	s.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
+		if a != public {
+			p, err := s.authenticate(r)
+			if err != nil {
+				w.Header().Set("WWW-Authenticate", `Bearer realm="credits"`)
+				writeProblem(w, r, s.log, err)
+				return
+			}
+			if err := allowed(p, a, r.PathValue("id"), strings.HasPrefix(pattern, "GET /v1/charges") || strings.HasPrefix(pattern, "POST /v1/charges")); err != nil {
+				writeProblem(w, r, s.log, err)
+				return
+			}
+			r = r.WithContext(context.WithValue(r.Context(), principalKey{}, p))
+		}
+		if err := fn(w, r); err != nil {
+			writeProblem(w, r, s.log, err)
+		}
+	})
+}
+
+func (s *Server) authenticate(r *http.Request) (auth.Principal, error) {
+	h := r.Header.Get("Authorization")
+	var secret string
+	switch {
+	case h != "":
+		scheme, rest, ok := strings.Cut(h, " ")
+		if !ok || !strings.EqualFold(scheme, "Bearer") || strings.TrimSpace(rest) == "" {
+			return auth.Principal{}, credits.Errorf(credits.CodeUnauthorized, "the Authorization header must be \"Bearer <secret>\"")
+		}
+		secret = strings.TrimSpace(rest)
+	case strings.HasSuffix(r.URL.Path, "/balance/stream"):
+		// EventSource cannot set headers: the stream takes the secret
+		// in the query.
+		secret = r.URL.Query().Get("access_token")
+	}
+	return s.auth.Authenticate(r.Context(), secret)
+}
+
+func forbidden(msg string) error { return credits.Errorf(credits.CodeForbidden, "%s", msg) }
+
+// allowed applies the access rules. byCharge routes name a charge, not a
+// workspace: their workspace check happens once the charge is read.
+func allowed(p auth.Principal, a access, workspaceID string, byCharge bool) error {
+	if p.Kind == auth.KindSession {
+		if a != reader && a != operator {
+			return forbidden("a session token cannot do this")
+		}
+		if !byCharge && workspaceID != p.WorkspaceID {
+			return forbidden("this session token is for another workspace")
+		}
+		return nil
+	}
+	switch p.Scope {
+	case auth.ScopeAdmin:
+		return nil
+	case auth.ScopeService:
+		if a == admin {
+			return forbidden("a service key cannot do this; it needs an admin key")
+		}
+		return nil
+	case auth.ScopeRead:
+		if a != reader {
+			return forbidden("a read key can only read")
+		}
+		return nil
+	}
+	return forbidden("not allowed")
+}
+
+// checkWorkspace stops a session token from touching another workspace's
+// charge.
+func checkWorkspace(r *http.Request, workspaceID string) error {
+	p, _ := PrincipalFrom(r.Context())
+	if p.Kind == auth.KindSession && p.WorkspaceID != workspaceID {
+		return forbidden("this session token is for another workspace")
+	}
+	return nil
+}
+
+// ServeHTTP adds the request id, recovery, draining and the problem+json
+// 404 and 405 around the routes.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	id := requestID()
+	w.Header().Set("Request-Id", id)
+	start := time.Now()
+	rec := &statusRecorder{ResponseWriter: w}
+	defer func() {
+		if v := recover(); v != nil {
+			s.log.Error("panic", "request_id", id, "panic", v, "stack", string(debug.Stack()))
+			if rec.status == 0 {
+				writeProblem(rec, r, s.log, credits.Errorf(credits.CodeInternal, "internal error (request %s)", id))
+			}
+		}
+		s.log.Debug("request", "id", id, "method", r.Method, "path", r.URL.Path, "status", rec.status, "duration", time.Since(start))
+	}()
+	if s.draining.Load() && r.URL.Path != "/healthz" {
+		rec.Header().Set("Connection", "close")
+		writeProblem(rec, r, s.log, credits.Errorf(credits.CodeUnavailable, "the server is shutting down; retry on another instance"))
+		return
+	}
+	if _, pattern := s.mux.Handler(r); pattern == "" {
+		s.notRouted(rec, r)
+		return
+	}
+	s.mux.ServeHTTP(rec, r)
+}
+
+// notRouted answers 405 (with Allow) when the path exists for another
+// method, else 404.
+func (s *Server) notRouted(w http.ResponseWriter, r *http.Request) {
+	var allow []string
+	for _, m := range []string{http.MethodGet, http.MethodPost, http.MethodPut, http.MethodDelete} {
+		r2 := r.Clone(r.Context())
+		r2.Method = m
+		if _, p := s.mux.Handler(r2); p != "" {
+			allow = append(allow, m)
+		}
+	}
+	if len(allow) > 0 {
+		w.Header().Set("Allow", strings.Join(allow, ", "))
+		writeProblem(w, r, s.log, credits.Errorf(credits.CodeMethodNotAllowed, "%s is not allowed on %s", r.Method, r.URL.Path))
+		return
+	}
+	writeProblem(w, r, s.log, credits.Errorf(credits.CodeNotFound, "no route %s %s", r.Method, r.URL.Path))
+}
+
+type statusRecorder struct {
+	http.ResponseWriter
+	status int
+}
+
+func (r *statusRecorder) WriteHeader(code int) {
+	if r.status == 0 {
+		r.status = code
+	}
+	r.ResponseWriter.WriteHeader(code)
+}
+
+func (r *statusRecorder) Write(b []byte) (int, error) {
+	if r.status == 0 {
+		r.status = http.StatusOK
+	}
+	return r.ResponseWriter.Write(b)
+}
+
+// Unwrap lets http.ResponseController reach Flush.
+func (r *statusRecorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
+
+func requestID() string {
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	return "req_" + hex.EncodeToString(b[:])
+}
