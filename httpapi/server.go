@@ -42,11 +42,12 @@ type Server struct {
 	endStreams context.CancelFunc
 }
 
-// access says who may call a route.
-type access int
+// Access says who may call a route.
+type Access int
 
+// Access levels, each allowing more callers than the one before.
 const (
-	public   access = iota
+	public   Access = iota
 	admin           // the admin key and admin API keys
 	issuer          // + service keys: minting session tokens
 	reader          // + service and read keys, and sessions of the workspace (GET)
@@ -87,7 +88,7 @@ func New(cfg Config) *Server {
 // Handle mounts another handler (the demo page, AI operations) on the API's
 // mux, behind the same auth: the handler gets the principal from the
 // request's context with PrincipalFrom.
-func (s *Server) Handle(pattern string, a access, h http.HandlerFunc) { s.route(pattern, a, h) }
+func (s *Server) Handle(pattern string, a Access, h http.HandlerFunc) { s.route(pattern, a, h) }
 
 // Public, Reader and Operator are the access levels other packages mount
 // routes with.
@@ -114,7 +115,7 @@ func PrincipalFrom(ctx context.Context) (auth.Principal, bool) {
 
 type handlerFunc func(w http.ResponseWriter, r *http.Request) error
 
-func (s *Server) route(pattern string, a access, h any) {
+func (s *Server) route(pattern string, a Access, h any) {
 	var fn handlerFunc
 	switch h := h.(type) {
 	case func(http.ResponseWriter, *http.Request) error:
@@ -168,7 +169,7 @@ func forbidden(msg string) error { return credits.Errorf(credits.CodeForbidden, 
 
 // allowed applies the access rules. byCharge routes name a charge, not a
 // workspace: their workspace check happens once the charge is read.
-func allowed(p auth.Principal, a access, workspaceID string, byCharge bool) error {
+func allowed(p auth.Principal, a Access, workspaceID string, byCharge bool) error {
 	if p.Kind == auth.KindSession {
 		if a != reader && a != operator {
 			return forbidden("a session token cannot do this")
