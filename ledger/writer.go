@@ -3,6 +3,8 @@ package ledger
 import (
 	"context"
 	"errors"
+	"fmt"
+	"runtime/debug"
 	"sort"
 
 	"github.com/credits-dev/credits"
@@ -43,17 +45,15 @@ func (e *Engine) run() {
 }
 
 // errUnavailable answers every command of a batch whose transaction failed:
-// nothing of it was committed.
-func unavailable(err error) error {
-	return &credits.Error{Code: credits.CodeUnavailable, Message: "the store is unavailable; nothing was charged: " + err.Error()}
-}
+// nothing of it was committed. The cause is logged, not shown to clients.
+var errUnavailable = &credits.Error{Code: credits.CodeUnavailable, Message: "the store is unavailable; nothing was charged"}
 
 func (e *Engine) commit(batch []request) {
-	results, changed, err := e.runBatch(batch)
+	results, changed, err := e.safeRunBatch(batch)
 	if err != nil {
-		e.log.Error("batch failed", "commands", len(batch), "err", err)
+		e.log.Error("batch failed; nothing of it was committed", "commands", len(batch), "err", err)
 		for _, r := range batch {
-			r.done <- result{Err: unavailable(err)}
+			r.done <- result{Err: errUnavailable}
 		}
 		return
 	}
@@ -63,6 +63,18 @@ func (e *Engine) commit(batch []request) {
 	for _, b := range changed {
 		e.broker.publish(b)
 	}
+}
+
+// safeRunBatch turns a panic in a batch (a bug) into an error for its
+// callers, so one bad command cannot stop the writer. The transaction rolls
+// back: nothing of the batch is committed.
+func (e *Engine) safeRunBatch(batch []request) (results []result, changed []credits.Balance, err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			err = fmt.Errorf("panic in batch: %v\n%s", v, debug.Stack())
+		}
+	}()
+	return e.runBatch(batch)
 }
 
 // runBatch loads, applies, writes and commits one batch. It returns each

@@ -4,7 +4,9 @@ import (
 	"context"
 	"path/filepath"
 	"testing"
+	"time"
 
+	"github.com/credits-dev/credits"
 	"github.com/credits-dev/credits/ledger"
 	"github.com/credits-dev/credits/sqlite"
 	"github.com/credits-dev/credits/storetest"
@@ -22,4 +24,83 @@ func open(t *testing.T) ledger.Store {
 
 func TestConformance(t *testing.T) {
 	storetest.Run(t, open)
+}
+
+// The background sweeper expires holds without any read.
+func TestSweeperLoop(t *testing.T) {
+	t.Parallel()
+	st := open(t)
+	clk := storetest.NewClock(time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC))
+	e, err := ledger.New(st, credits.DefaultCatalog(), ledger.Options{NowFunc: clk.Now, SweepInterval: 5 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	ctx := context.Background()
+	if _, _, err := e.CreateWorkspace(ctx, ledger.CreateWorkspaceParams{ID: "w", Name: "w"}); err != nil {
+		t.Fatal(err)
+	}
+	r, err := e.Hold(ctx, ledger.HoldParams{WorkspaceID: "w", IdempotencyKey: "k", Operation: "image_1k", HoldSeconds: 5})
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(30 * time.Millisecond) // sweeps before the expiry change nothing
+	if c, _ := st.Charge(ctx, r.Charge.ID); c.Status != "held" {
+		t.Fatalf("status %s before expiry", c.Status)
+	}
+	clk.Advance(5 * time.Second)
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		c, err := st.Charge(ctx, r.Charge.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c.Status == "expired" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the sweeper did not expire the hold")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	a, err := st.Account(ctx, "w")
+	if err != nil || a.Cycle.Available != 250 || a.Cycle.Held != 0 {
+		t.Fatalf("account %+v %v", a.Cycle, err)
+	}
+}
+
+// A panic or a failed commit answers the batch's callers with unavailable
+// and commits nothing; the writer keeps serving.
+func TestFailedBatchCommitsNothing(t *testing.T) {
+	t.Parallel()
+	st := open(t).(*sqlite.Store)
+	e, err := ledger.New(st, credits.DefaultCatalog(), ledger.Options{SweepInterval: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	ctx := context.Background()
+	if _, _, err := e.CreateWorkspace(ctx, ledger.CreateWorkspaceParams{ID: "w", Name: "w"}); err != nil {
+		t.Fatal(err)
+	}
+	// Make every ledger insert fail: the batch's transaction rolls back.
+	if _, err := st.DB().Exec(`CREATE TRIGGER no_entries BEFORE INSERT ON entries BEGIN SELECT RAISE(ABORT, 'disk says no'); END`); err != nil {
+		t.Fatal(err)
+	}
+	_, err = e.Hold(ctx, ledger.HoldParams{WorkspaceID: "w", IdempotencyKey: "k", Operation: "image_1k"})
+	if credits.ErrorCode(err) != credits.CodeUnavailable {
+		t.Fatalf("err %v, want unavailable", err)
+	}
+	a, _ := st.Account(ctx, "w")
+	if a.Cycle.Available != 250 || a.Cycle.Held != 0 {
+		t.Fatalf("a failed batch changed %+v", a.Cycle)
+	}
+	if _, err := st.DB().Exec(`DROP TRIGGER no_entries`); err != nil {
+		t.Fatal(err)
+	}
+	// The same key runs again: the failure stored no answer.
+	r, err := e.Hold(ctx, ledger.HoldParams{WorkspaceID: "w", IdempotencyKey: "k", Operation: "image_1k"})
+	if err != nil || r.Balance.Available != 220 {
+		t.Fatalf("after recovery: %+v %v", r, err)
+	}
 }
