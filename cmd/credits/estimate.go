@@ -8,7 +8,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
-	"text/tabwriter"
+	"unicode/utf8"
 
 	"github.com/credits-dev/credits"
 	"github.com/credits-dev/credits/config"
@@ -53,11 +53,20 @@ func (c *EstimateCommand) Run(ctx context.Context, args []string) error {
 	est, err := cat.Estimate(items)
 	if err != nil {
 		if e := credits.AsError(err); e != nil {
-			return usageError{e.Message + known(cat, e)}
+			return usageError{argName(fs.Args(), e) + e.Message + known(cat, e)}
 		}
 		return err
 	}
 	return printEstimate(c.Stdout, cat, est)
+}
+
+// argName prefixes a message about items[i] with the argument it came from.
+func argName(args []string, e *credits.Error) string {
+	var i int
+	if _, err := fmt.Sscanf(e.Field, "items[%d]", &i); err != nil || i < 0 || i >= len(args) {
+		return ""
+	}
+	return strconv.Quote(args[i]) + ": "
 }
 
 func known(cat credits.Catalog, e *credits.Error) string {
@@ -72,38 +81,70 @@ func known(cat credits.Catalog, e *credits.Error) string {
 }
 
 func printEstimate(w io.Writer, cat credits.Catalog, est credits.Estimate) error {
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "OPERATION\tCOUNT\tCOST\tSUBTOTAL\t")
+	ops := table{align: []bool{false, true, true, true}}
+	ops.row("OPERATION", "COUNT", "COST", "SUBTOTAL")
 	for _, l := range est.Breakdown {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t\n", l.Operation, group(l.Count), group(l.Cost), group(l.Subtotal))
+		ops.row(l.Operation, group(l.Count), group(l.Cost), group(l.Subtotal))
 	}
-	fmt.Fprintf(tw, "TOTAL\t\t\t%s\t\n", group(est.Total))
-	if err := tw.Flush(); err != nil {
-		return err
-	}
-	fmt.Fprintln(w)
-	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "PLAN\tCREDITS/MONTH\tPRICE/MONTH\tFITS\t")
+	ops.row("TOTAL", "", "", group(est.Total))
+	plans := table{align: []bool{false, true, true, false}}
+	plans.row("PLAN", "CREDITS/MONTH", "PRICE/MONTH", "FITS")
 	for _, p := range est.Plans {
 		pl, _ := cat.Plan(p.ID)
 		fits := "no"
 		if p.Fits {
 			fits = "yes"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t\n", p.Name, group(p.MonthlyCredits), money(p.PriceCents, pl.Currency), fits)
+		plans.row(p.Name, group(p.MonthlyCredits), money(p.PriceCents, pl.Currency), fits)
 	}
-	if err := tw.Flush(); err != nil {
-		return err
-	}
-	fmt.Fprintln(w)
+	var b strings.Builder
+	ops.write(&b)
+	b.WriteString("\n")
+	plans.write(&b)
+	b.WriteString("\n")
 	if est.SmallestPlan == nil {
 		last := cat.Plans[len(cat.Plans)-1]
-		_, err := fmt.Fprintf(w, "Smallest plan: none: %s credits is more than %s gives (%s credits/month)\n", group(est.Total), last.Name, group(last.MonthlyCredits))
-		return err
+		fmt.Fprintf(&b, "Smallest plan: none: %s credits is more than %s gives (%s credits/month)\n", group(est.Total), last.Name, group(last.MonthlyCredits))
+	} else {
+		p, _ := cat.Plan(*est.SmallestPlan)
+		fmt.Fprintf(&b, "Smallest plan: %s (%s credits/month, %s/month)\n", p.Name, group(p.MonthlyCredits), money(p.PriceCents, p.Currency))
 	}
-	p, _ := cat.Plan(*est.SmallestPlan)
-	_, err := fmt.Fprintf(w, "Smallest plan: %s (%s credits/month, %s/month)\n", p.Name, group(p.MonthlyCredits), money(p.PriceCents, p.Currency))
+	_, err := io.WriteString(w, b.String())
 	return err
+}
+
+// table lays out columns two spaces apart: text left-aligned, numbers
+// right-aligned (align[i] true), with no trailing blanks.
+type table struct {
+	align []bool
+	rows  [][]string
+}
+
+func (t *table) row(cells ...string) { t.rows = append(t.rows, cells) }
+
+func (t *table) write(b *strings.Builder) {
+	width := make([]int, len(t.align))
+	for _, r := range t.rows {
+		for i, c := range r {
+			width[i] = max(width[i], utf8.RuneCountInString(c))
+		}
+	}
+	for _, r := range t.rows {
+		var line strings.Builder
+		for i, c := range r {
+			if i > 0 {
+				line.WriteString("  ")
+			}
+			pad := strings.Repeat(" ", width[i]-utf8.RuneCountInString(c))
+			if t.align[i] {
+				line.WriteString(pad + c)
+			} else {
+				line.WriteString(c + pad)
+			}
+		}
+		b.WriteString(strings.TrimRight(line.String(), " "))
+		b.WriteString("\n")
+	}
 }
 
 // group writes an integer with thousands separators.
