@@ -58,6 +58,27 @@ type Engine struct {
 	stopped chan struct{}
 	sweeper chan struct{}
 	once    sync.Once
+
+	// listening: the store announces changes (many writers); balances are
+	// published from those announcements only.
+	listening  bool
+	stopListen context.CancelFunc
+}
+
+// republish reads a workspace's committed balance and hands it to its
+// streams, if it has any.
+func (e *Engine) republish(workspaceID string) {
+	if e.Subscribers(workspaceID) == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), e.opts.BatchTimeout)
+	defer cancel()
+	a, err := e.store.Account(ctx, workspaceID)
+	if err != nil {
+		e.log.Warn("reading a changed balance failed", "workspace", workspaceID, "err", err)
+		return
+	}
+	e.broker.publish(e.balanceOf(a))
 }
 
 // New starts an engine on store with a validated catalog.
@@ -92,6 +113,14 @@ func New(store Store, cat credits.Catalog, opts Options) (*Engine, error) {
 		sweeper: make(chan struct{}),
 	}
 	go e.run()
+	if l, ok := store.(Listener); ok {
+		e.listening = true
+		ctx, cancel := context.WithCancel(context.Background())
+		e.stopListen = cancel
+		go func() {
+			_ = l.Listen(ctx, e.republish)
+		}()
+	}
 	if opts.SweepInterval > 0 {
 		go e.sweepLoop()
 	} else {
@@ -104,6 +133,9 @@ func New(store Store, cat credits.Catalog, opts Options) (*Engine, error) {
 // unavailable. It does not close the store.
 func (e *Engine) Close() error {
 	e.once.Do(func() {
+		if e.stopListen != nil {
+			e.stopListen()
+		}
 		close(e.stop)
 		<-e.stopped
 		<-e.sweeper

@@ -107,3 +107,13 @@ type Tx interface {
 	Commit() error
 	Rollback() error
 }
+
+// Listener is a Store that many processes write to. It announces every
+// committed balance change, from any process; the engine then publishes
+// balances from what it reads, never from its own batches, so a stream never
+// goes back to an older balance.
+type Listener interface {
+	// Listen calls fn with a workspace id after each committed change to
+	// it, until ctx ends.
+	Listen(ctx context.Context, fn func(workspaceID string)) error
+}

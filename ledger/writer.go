@@ -60,8 +60,10 @@ func (e *Engine) commit(batch []request) {
 	for i, r := range batch {
 		r.done <- results[i]
 	}
-	for _, b := range changed {
-		e.broker.publish(b)
+	if !e.listening {
+		for _, b := range changed {
+			e.broker.publish(b)
+		}
 	}
 }
 
@@ -138,13 +140,12 @@ func (e *Engine) load(ctx context.Context, tx Tx, s *state, batch []request) err
 		}
 	}
 	if len(chargeIDs) > 0 {
+		// A first read, only to learn which workspaces to lock.
 		chs, err := tx.Charges(ctx, chargeIDs)
 		if err != nil {
 			return err
 		}
-		for id, c := range chs {
-			c := c
-			s.charges[id] = &c
+		for _, c := range chs {
 			wsSet[c.WorkspaceID] = true
 		}
 	}
@@ -152,10 +153,25 @@ func (e *Engine) load(ctx context.Context, tx Tx, s *state, batch []request) err
 	for id := range wsSet {
 		ids = append(ids, id)
 	}
-	sort.Strings(ids) // lock order: batches never deadlock
-	accs, err := tx.Accounts(ctx, ids)
+	sort.Strings(ids)
+	accs, err := tx.Accounts(ctx, ids) // locks them, on a store with many writers
 	if err != nil {
 		return err
+	}
+	if len(chargeIDs) > 0 {
+		// Read the charges again under their workspaces' locks: another
+		// instance may have finished one since the first read.
+		chs, err := tx.Charges(ctx, chargeIDs)
+		if err != nil {
+			return err
+		}
+		for id, c := range chs {
+			if _, locked := accs[c.WorkspaceID]; !locked {
+				return fmt.Errorf("charge %s moved to workspace %s", id, c.WorkspaceID)
+			}
+			c := c
+			s.charges[id] = &c
+		}
 	}
 	for id, a := range accs {
 		a := a

@@ -2,8 +2,13 @@ package postgres_test
 
 import (
 	"context"
+	"fmt"
+	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
 
+	"github.com/credits-dev/credits"
 	"github.com/credits-dev/credits/internal/pgtest"
 	"github.com/credits-dev/credits/ledger"
 	"github.com/credits-dev/credits/postgres"
@@ -22,4 +27,188 @@ func open(t *testing.T) *postgres.Store {
 
 func TestConformance(t *testing.T) {
 	storetest.Run(t, func(t *testing.T) ledger.Store { return open(t) })
+}
+
+// Two engines (as two instances would) on one database.
+func twoEngines(t *testing.T, maxBatch int) (*ledger.Engine, *ledger.Engine, *postgres.Store) {
+	t.Helper()
+	url := pgtest.URL(t)
+	var engines [2]*ledger.Engine
+	var first *postgres.Store
+	for i := range engines {
+		st, err := postgres.Open(context.Background(), url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { st.Close() })
+		if first == nil {
+			first = st
+		}
+		e, err := ledger.New(st, credits.DefaultCatalog(), ledger.Options{MaxBatch: maxBatch, SweepInterval: -1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { e.Close() })
+		engines[i] = e
+	}
+	return engines[0], engines[1], first
+}
+
+func TestTwoInstancesNeverOverspend(t *testing.T) {
+	a, b, st := twoEngines(t, 256)
+	ctx := context.Background()
+	if _, _, err := a.CreateWorkspace(ctx, ledger.CreateWorkspaceParams{ID: "w", Name: "w", Plan: "starter"}); err != nil {
+		t.Fatal(err)
+	}
+	const n = 500
+	var ok, refused atomic.Int64
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	for i := range n {
+		e := a
+		if i%2 == 1 {
+			e = b
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-start
+			_, err := e.Hold(ctx, ledger.HoldParams{WorkspaceID: "w", IdempotencyKey: fmt.Sprint("k", i), Operation: "image_1k"})
+			switch credits.ErrorCode(err) {
+			case "":
+				ok.Add(1)
+			case credits.CodeInsufficientCredits:
+				refused.Add(1)
+			default:
+				t.Errorf("hold: %v", err)
+			}
+		}()
+	}
+	close(start)
+	wg.Wait()
+	if ok.Load() != 33 || refused.Load() != n-33 {
+		t.Fatalf("%d holds succeeded, %d refused; want 33 and %d", ok.Load(), refused.Load(), n-33)
+	}
+	bal, _ := b.Balance(ctx, "w")
+	if bal.Available != 10 || bal.Held != 990 || bal.Available+bal.Held+bal.Used != bal.Granted {
+		t.Fatalf("balance %+v", bal)
+	}
+	if err := ledger.VerifyWorkspace(ctx, st, "w"); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestTwoInstancesChargeOnce(t *testing.T) {
+	a, b, st := twoEngines(t, 256)
+	ctx := context.Background()
+	if _, _, err := a.CreateWorkspace(ctx, ledger.CreateWorkspaceParams{ID: "w", Name: "w", Plan: "starter"}); err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	ids := make([]string, 40)
+	start := make(chan struct{})
+	for i := range ids {
+		e := a
+		if i%2 == 1 {
+			e = b
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-start
+			r, err := e.Hold(ctx, ledger.HoldParams{WorkspaceID: "w", IdempotencyKey: "same", Operation: "section_generation", Capture: true})
+			if err != nil {
+				t.Errorf("hold: %v", err)
+				return
+			}
+			ids[i] = r.Charge.ID
+		}()
+	}
+	close(start)
+	wg.Wait()
+	for _, id := range ids {
+		if id != ids[0] {
+			t.Fatalf("two charges for one key: %s and %s", ids[0], id)
+		}
+	}
+	bal, _ := a.Balance(ctx, "w")
+	if bal.Used != 10 || bal.Available != 990 {
+		t.Fatalf("balance %+v", bal)
+	}
+	if err := ledger.VerifyWorkspace(ctx, st, "w"); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Creating one workspace on both instances at once: one wins, the other
+// gets conflict; capturing and releasing one hold on both: one answer wins.
+func TestTwoInstancesRace(t *testing.T) {
+	a, b, st := twoEngines(t, 1)
+	ctx := context.Background()
+	errs := make([]error, 2)
+	var wg sync.WaitGroup
+	for i, e := range []*ledger.Engine{a, b} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, _, errs[i] = e.CreateWorkspace(ctx, ledger.CreateWorkspaceParams{ID: "w", Name: "w"})
+		}()
+	}
+	wg.Wait()
+	if (errs[0] == nil) == (errs[1] == nil) || (credits.ErrorCode(errs[0]) != credits.CodeConflict && credits.ErrorCode(errs[1]) != credits.CodeConflict) {
+		t.Fatalf("creates: %v, %v", errs[0], errs[1])
+	}
+	for round := range 20 {
+		h, err := a.Hold(ctx, ledger.HoldParams{WorkspaceID: "w", IdempotencyKey: fmt.Sprint("h", round), Operation: "content_rewrite"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var capErr, relErr error
+		wg.Add(2)
+		go func() { defer wg.Done(); _, capErr = a.Capture(ctx, h.Charge.ID) }()
+		go func() { defer wg.Done(); _, relErr = b.Release(ctx, h.Charge.ID) }()
+		wg.Wait()
+		if (capErr == nil) == (relErr == nil) {
+			t.Fatalf("round %d: capture %v, release %v: exactly one must win", round, capErr, relErr)
+		}
+		for _, err := range []error{capErr, relErr} {
+			if err != nil && credits.ErrorCode(err) != credits.CodeChargeNotHeld {
+				t.Fatalf("loser: %v", err)
+			}
+		}
+	}
+	if err := ledger.VerifyWorkspace(ctx, st, "w"); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// A change committed by one instance reaches the balance streams of the
+// other, through LISTEN/NOTIFY.
+func TestStreamsAcrossInstances(t *testing.T) {
+	a, b, _ := twoEngines(t, 256)
+	ctx := context.Background()
+	if _, _, err := a.CreateWorkspace(ctx, ledger.CreateWorkspaceParams{ID: "w", Name: "w"}); err != nil {
+		t.Fatal(err)
+	}
+	updates, cancel := b.Subscribe("w")
+	defer cancel()
+	time.Sleep(200 * time.Millisecond) // let both listeners connect
+	if _, err := a.Hold(ctx, ledger.HoldParams{WorkspaceID: "w", IdempotencyKey: "k", Operation: "image_1k"}); err != nil {
+		t.Fatal(err)
+	}
+	// The workspace's creation may be announced too; the hold must follow.
+	timeout := time.After(10 * time.Second)
+	for {
+		select {
+		case bal := <-updates:
+			if bal.Available == 220 && bal.Held == 30 {
+				return
+			}
+			if bal.Available != 250 {
+				t.Fatalf("streamed %+v", bal)
+			}
+		case <-timeout:
+			t.Fatal("the hold's balance never reached the other instance's stream")
+		}
+	}
 }

@@ -7,6 +7,7 @@ import (
 
 	"github.com/credits-dev/credits/auth"
 	"github.com/credits-dev/credits/ledger"
+	"github.com/credits-dev/credits/postgres"
 	"github.com/credits-dev/credits/sqlite"
 )
 
@@ -20,7 +21,12 @@ type store interface {
 // postgresql:// URL, else a SQLite file path. Opening applies migrations.
 func openStore(ctx context.Context, db string) (store, error) {
 	if strings.HasPrefix(db, "postgres://") || strings.HasPrefix(db, "postgresql://") {
-		return nil, fmt.Errorf("--db %s: the PostgreSQL store is not in this build yet; use a SQLite file path", redact(db))
+		st, err := postgres.Open(ctx, db)
+		if err != nil {
+			// pgx's messages can carry the URL: say it once, redacted.
+			return nil, fmt.Errorf("--db %s: %v", redact(db), strings.ReplaceAll(err.Error(), db, redact(db)))
+		}
+		return st, nil
 	}
 	return sqlite.Open(ctx, db)
 }
