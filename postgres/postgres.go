@@ -367,4 +367,3 @@ func (s *Store) APIKeys(ctx context.Context) ([]auth.APIKey, error) {
 	}
 	return out, rows.Err()
 }
-

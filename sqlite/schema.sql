@@ -57,6 +57,10 @@ CREATE TABLE entries (
   reason          TEXT
 ) STRICT;
 CREATE INDEX entries_ws ON entries (workspace_id, seq);
+-- No cycle is granted twice; no charge is held or finished twice.
+CREATE UNIQUE INDEX entries_one_grant ON entries (workspace_id, cycle) WHERE type = 'grant';
+CREATE UNIQUE INDEX entries_one_finish ON entries (charge_id) WHERE charge_id IS NOT NULL AND type <> 'hold';
+CREATE UNIQUE INDEX entries_one_hold ON entries (charge_id) WHERE charge_id IS NOT NULL AND type = 'hold';
 
 CREATE TABLE idempotency (
   workspace_id TEXT NOT NULL,
