@@ -29,7 +29,7 @@ func (c *EstimateCommand) Run(ctx context.Context, args []string) error {
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
-		return err
+		return parseError(err)
 	}
 	cat := credits.DefaultCatalog()
 	if *cfg != "" {

@@ -67,6 +67,8 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return 0
 	case errors.Is(err, flag.ErrHelp):
 		return 0
+	case errors.As(err, new(flagError)):
+		return 2 // the flag package has said what is wrong
 	case errors.As(err, new(usageError)):
 		fmt.Fprintln(stderr, "credits:", err)
 		return 2
@@ -74,6 +76,19 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "credits:", err)
 		return 1
 	}
+}
+
+// flagError is a flag the flag package refused and already reported.
+type flagError struct{ err error }
+
+func (e flagError) Error() string { return e.err.Error() }
+
+// parseError keeps --help a success and makes other flag errors exit 2.
+func parseError(err error) error {
+	if errors.Is(err, flag.ErrHelp) {
+		return err
+	}
+	return flagError{err}
 }
 
 // usageError is a mistake on the command line (exit code 2).

@@ -18,7 +18,7 @@ func (c *MigrateCommand) Run(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("credits migrate", flag.ContinueOnError)
 	db := fs.String("db", envOr(os.Getenv, "CREDITS_DB", "credits.db"), "SQLite file path or postgres:// URL (CREDITS_DB)")
 	if err := fs.Parse(args); err != nil {
-		return err
+		return parseError(err)
 	}
 	if fs.NArg() > 0 {
 		return usageError{fmt.Sprintf("migrate takes no arguments, got %q", fs.Args())}

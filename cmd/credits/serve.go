@@ -47,7 +47,7 @@ func (c *ServeCommand) ParseFlags(args []string, getenv func(string) string) err
 	fs.StringVar(&c.Config, "config", getenv("CREDITS_CONFIG"), "YAML file with the catalog and plans (CREDITS_CONFIG)")
 	fs.BoolVar(&c.Demo, "demo", getenv("CREDITS_DEMO") == "1" || getenv("CREDITS_DEMO") == "true", "seed demo workspaces and serve the demo page at / (CREDITS_DEMO)")
 	if err := fs.Parse(args); err != nil {
-		return err
+		return parseError(err)
 	}
 	if fs.NArg() > 0 {
 		return usageError{fmt.Sprintf("serve takes no arguments, got %q", fs.Args())}
