@@ -212,3 +212,79 @@ func TestStreamsAcrossInstances(t *testing.T) {
 		}
 	}
 }
+
+// Resets and expiries that fall due are applied once, however many instances
+// notice them at the same moment.
+func TestTwoInstancesResetAndSweepOnce(t *testing.T) {
+	url := pgtest.URL(t)
+	clk := storetest.NewClock(time.Date(2025, 1, 31, 12, 0, 0, 0, time.UTC))
+	var engines []*ledger.Engine
+	var st *postgres.Store
+	for range 2 {
+		s, err := postgres.Open(context.Background(), url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		st = s
+		e, err := ledger.New(s, credits.DefaultCatalog(), ledger.Options{NowFunc: clk.Now, SweepInterval: -1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { e.Close() })
+		engines = append(engines, e)
+	}
+	ctx := context.Background()
+	for i := range 10 {
+		id := fmt.Sprint("w", i)
+		if _, _, err := engines[0].CreateWorkspace(ctx, ledger.CreateWorkspaceParams{ID: id, Name: id}); err != nil {
+			t.Fatal(err)
+		}
+		for j := range 3 {
+			if _, err := engines[1].Hold(ctx, ledger.HoldParams{WorkspaceID: id, IdempotencyKey: fmt.Sprint(j), Operation: "section_generation", HoldSeconds: 60}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	// Three missed resets (Feb 28, Mar 31, Apr 30) and every hold expired.
+	clk.Set(time.Date(2025, 5, 1, 0, 0, 0, 0, time.UTC))
+	var wg sync.WaitGroup
+	for _, e := range engines {
+		for range 3 {
+			wg.Add(2)
+			go func() {
+				defer wg.Done()
+				if _, err := e.Sweep(ctx); err != nil {
+					t.Errorf("sweep: %v", err)
+				}
+			}()
+			go func() {
+				defer wg.Done()
+				for i := range 10 {
+					if _, err := e.Balance(ctx, fmt.Sprint("w", i)); err != nil {
+						t.Errorf("balance: %v", err)
+					}
+				}
+			}()
+		}
+	}
+	wg.Wait()
+	for i := range 10 {
+		id := fmt.Sprint("w", i)
+		if err := ledger.VerifyWorkspace(ctx, st, id); err != nil {
+			t.Fatal(err)
+		}
+		es, err := st.Entries(ctx, id, 0, 100)
+		if err != nil {
+			t.Fatal(err)
+		}
+		count := map[string]int{}
+		for _, e := range es {
+			count[e.Type]++
+		}
+		// 1 grant at creation + 3 resets; 3 holds, each released once.
+		if count["grant"] != 4 || count["hold"] != 3 || count["release"] != 3 || count["expire"] != 3 || len(es) != 13 {
+			t.Fatalf("%s: entries by type %v (%d)", id, count, len(es))
+		}
+	}
+}
