@@ -131,3 +131,10 @@ type Entry struct {
 	MemberID       string    `json:"member_id,omitempty"`
 	Reason         string    `json:"reason,omitempty"`
 }
+
+// ChargeView is a charge as the API shows it: the charge's fields and the
+// workspace's balance (after the change that answered it).
+type ChargeView struct {
+	Charge
+	Balance *Balance `json:"balance,omitempty"`
+}

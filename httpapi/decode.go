@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
@@ -68,7 +69,15 @@ func jsonError(err error) error {
 		return credits.Invalid("body", "the body is not valid JSON (it ends early)")
 	}
 	if f, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
-		f = strings.Trim(f, `"`)
+		// The name comes Go-quoted (%q): unquote it, so a name with
+		// quotes or escapes is given back as sent. A field with an
+		// empty name cannot be named: the body is at fault.
+		if u, err := strconv.Unquote(f); err == nil {
+			f = u
+		}
+		if f == "" {
+			return credits.Invalid("body", "the body has a field with an empty name")
+		}
 		return credits.Invalid(f, "unknown field %q", f)
 	}
 	return credits.Invalid("body", "the body is not valid JSON: %v", err)

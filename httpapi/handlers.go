@@ -196,18 +196,9 @@ func (c *ChargeRequest) HoldParams(workspaceID, key string) (ledger.HoldParams, 
 }
 
 // ChargeView is a charge as the API shows it, with the workspace's balance.
-type ChargeView struct {
-	credits.Charge
-	Balance *credits.Balance `json:"balance,omitempty"`
-}
+type ChargeView = credits.ChargeView
 
-func chargeView(r ledger.ChargeResult) ChargeView {
-	v := ChargeView{Charge: *r.Charge, Balance: r.Balance}
-	if v.Metadata == nil {
-		v.Metadata = map[string]string{}
-	}
-	return v
-}
+func chargeView(r ledger.ChargeResult) ChargeView { return r.View() }
 
 func (s *Server) createCharge(w http.ResponseWriter, r *http.Request) error {
 	var req ChargeRequest

@@ -47,11 +47,12 @@ type Access int
 
 // Access levels, each allowing more callers than the one before.
 const (
-	public   Access = iota
-	admin           // the admin key and admin API keys
-	issuer          // + service keys: minting session tokens
-	reader          // + service and read keys, and sessions of the workspace (GET)
-	operator        // + service keys and sessions of the workspace: charges
+	public    Access = iota
+	admin            // the admin key and admin API keys
+	issuer           // + service keys: minting session tokens
+	keyReader        // + read keys (GET); not session tokens
+	reader           // + sessions of the workspace (GET)
+	operator         // + service keys and sessions of the workspace: charges
 )
 
 // New builds the API's handler.
@@ -71,7 +72,9 @@ func New(cfg Config) *Server {
 	s.route("POST /v1/api-keys", admin, s.createAPIKey)
 	s.route("GET /v1/api-keys", admin, s.listAPIKeys)
 	s.route("POST /v1/workspaces", admin, s.createWorkspace)
-	s.route("GET /v1/workspaces/{id}", reader, s.getWorkspace)
+	// A session token is valid only for its workspace's balance, balance
+	// stream, ledger and charges (contract, Auth): not the workspace itself.
+	s.route("GET /v1/workspaces/{id}", keyReader, s.getWorkspace)
 	s.route("GET /v1/workspaces/{id}/balance", reader, s.balance)
 	s.route("GET /v1/workspaces/{id}/balance/stream", reader, s.balanceStream)
 	s.route("POST /v1/workspaces/{id}/session-tokens", issuer, s.createSessionToken)
@@ -188,7 +191,7 @@ func allowed(p auth.Principal, a Access, workspaceID string, byCharge bool) erro
 		}
 		return nil
 	case auth.ScopeRead:
-		if a != reader {
+		if a != reader && a != keyReader {
 			return forbidden("a read key can only read")
 		}
 		return nil

@@ -48,6 +48,15 @@ type ChargeResult struct {
 	Err     *credits.Error   `json:"error,omitempty"`
 }
 
+// View is the charge as the API shows it.
+func (r ChargeResult) View() credits.ChargeView {
+	v := credits.ChargeView{Charge: *r.Charge, Balance: r.Balance}
+	if v.Metadata == nil {
+		v.Metadata = map[string]string{}
+	}
+	return v
+}
+
 // CycleRow is a cycle to write, with its workspace.
 type CycleRow struct {
 	WorkspaceID string
