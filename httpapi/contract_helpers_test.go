@@ -5,49 +5,23 @@ import (
 	"context"
 	"maps"
 	"net/http"
-	"net/http/httptest"
 	"net/url"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/credits-dev/credits"
-	"github.com/credits-dev/credits/auth"
 	"github.com/credits-dev/credits/httpapi"
 	"github.com/credits-dev/credits/ledger"
-	"github.com/credits-dev/credits/sqlite"
-	"github.com/credits-dev/credits/storetest"
 )
 
 // newBundle is setup for any testing.TB (fuzz targets set up once per
 // worker), also returning the API so tests can drain it.
 func newBundle(tb testing.TB) (*testBundle, *httpapi.Server) {
 	tb.Helper()
-	ctx := context.Background()
-	st, err := sqlite.Open(ctx, filepath.Join(tb.TempDir(), "credits.db"))
-	if err != nil {
-		tb.Fatal(err)
-	}
-	clk := storetest.NewClock(epoch)
-	eng, err := ledger.New(st, credits.DefaultCatalog(), ledger.Options{NowFunc: clk.Now, SweepInterval: -1})
-	if err != nil {
-		tb.Fatal(err)
-	}
-	authn, _, err := auth.New(ctx, st, auth.Options{AdminKey: adminKey, NowFunc: clk.Now})
-	if err != nil {
-		tb.Fatal(err)
-	}
-	api := httpapi.New(httpapi.Config{Engine: eng, Auth: authn, KeepAlive: 50 * time.Millisecond})
-	srv := httptest.NewServer(api)
-	tb.Cleanup(func() {
-		api.Drain()
-		srv.Close()
-		eng.Close()
-		st.Close()
-	})
-	return &testBundle{url: srv.URL, clock: clk, engine: eng, store: st, auth: authn, client: srv.Client()}, api
+	b := setup(tb, setupOpts{keepAlive: 50 * time.Millisecond})
+	return b, b.api
 }
 
 // ledgerAll reads a workspace's whole ledger, newest first.

@@ -1275,6 +1275,8 @@ func TestContractAuthMatrix(t *testing.T) {
 		{"PUT", "/v1/workspaces/w/plan", accAdmin, func(string) any { return map[string]any{"plan": "pro"} }, nil},
 		{"POST", "/v1/workspaces/w/adjustments", accAdmin, func(string) any { return map[string]any{"amount": 1, "reason": "auth matrix"} }, nil},
 		{"GET", "/v1/workspaces/w/ledger", accReader, nil, nil},
+		{"POST", "/v1/workspaces/w/ai/avatar_selection", accOperator, func(string) any { return map[string]any{"prompt": "matrix"} },
+			func(c string) []string { return []string{"Idempotency-Key: " + c} }},
 		{"GET", "/v1/charges/" + toCapture, accReader, nil, nil},
 		{"POST", "/v1/charges/" + toCapture + "/capture", accOperator, nil, nil},
 		{"POST", "/v1/charges/" + toRelease + "/release", accOperator, nil, nil},

@@ -6,8 +6,6 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
-	"net/http/httptest"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -15,15 +13,16 @@ import (
 	"github.com/credits-dev/credits"
 	"github.com/credits-dev/credits/auth"
 	"github.com/credits-dev/credits/httpapi"
+	"github.com/credits-dev/credits/internal/testserver"
 	"github.com/credits-dev/credits/ledger"
 	"github.com/credits-dev/credits/sqlite"
 	"github.com/credits-dev/credits/storetest"
 )
 
-const adminKey = "test-admin-key"
+const adminKey = testserver.AdminKey
 
 // testBundle is a real server on a real listener over a real SQLite store,
-// with a clock the test moves.
+// with a clock the test moves (see internal/testserver).
 type testBundle struct {
 	url    string
 	clock  *storetest.Clock
@@ -31,43 +30,23 @@ type testBundle struct {
 	store  *sqlite.Store
 	auth   *auth.Authenticator
 	client *http.Client
+	api    *httpapi.Server
 }
 
-var epoch = time.Date(2025, 1, 15, 9, 30, 0, 0, time.UTC)
+var epoch = testserver.Epoch
 
 type setupOpts struct {
 	keepAlive time.Duration
 }
 
-func setup(t *testing.T, opts ...setupOpts) *testBundle {
+func setup(t testing.TB, opts ...setupOpts) *testBundle {
 	t.Helper()
 	var o setupOpts
 	if len(opts) > 0 {
 		o = opts[0]
 	}
-	ctx := context.Background()
-	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "credits.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	clk := storetest.NewClock(epoch)
-	eng, err := ledger.New(st, credits.DefaultCatalog(), ledger.Options{NowFunc: clk.Now, SweepInterval: -1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	authn, _, err := auth.New(ctx, st, auth.Options{AdminKey: adminKey, NowFunc: clk.Now})
-	if err != nil {
-		t.Fatal(err)
-	}
-	api := httpapi.New(httpapi.Config{Engine: eng, Auth: authn, KeepAlive: o.keepAlive})
-	srv := httptest.NewServer(api)
-	t.Cleanup(func() {
-		api.Drain()
-		srv.Close()
-		eng.Close()
-		st.Close()
-	})
-	return &testBundle{url: srv.URL, clock: clk, engine: eng, store: st, auth: authn, client: srv.Client()}
+	srv := testserver.Start(t, testserver.Options{KeepAlive: o.keepAlive})
+	return &testBundle{url: srv.URL, clock: srv.Clock, engine: srv.Engine, store: srv.Store, auth: srv.Auth, client: &http.Client{}, api: srv.API}
 }
 
 // response is an answer read whole.

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/credits-dev/credits"
+	"github.com/credits-dev/credits/ai"
 	"github.com/credits-dev/credits/auth"
 	"github.com/credits-dev/credits/ledger"
 )
@@ -23,6 +24,8 @@ import (
 type Config struct {
 	Engine *ledger.Engine
 	Auth   *auth.Authenticator
+	// AI runs AI operations; nil answers them 503.
+	AI     *ai.Gateway
 	Logger *slog.Logger
 	// KeepAlive is how often an idle balance stream gets a comment line
 	// (default 15 s; the contract asks for at least every 30 s).
@@ -33,6 +36,7 @@ type Config struct {
 type Server struct {
 	engine    *ledger.Engine
 	auth      *auth.Authenticator
+	ai        *ai.Gateway
 	log       *slog.Logger
 	mux       *http.ServeMux
 	keepAlive time.Duration
@@ -57,7 +61,7 @@ const (
 
 // New builds the API's handler.
 func New(cfg Config) *Server {
-	s := &Server{engine: cfg.Engine, auth: cfg.Auth, log: cfg.Logger, mux: http.NewServeMux(), keepAlive: cfg.KeepAlive}
+	s := &Server{engine: cfg.Engine, auth: cfg.Auth, ai: cfg.AI, log: cfg.Logger, mux: http.NewServeMux(), keepAlive: cfg.KeepAlive}
 	if s.log == nil {
 		s.log = slog.Default()
 	}
@@ -82,6 +86,7 @@ func New(cfg Config) *Server {
 	s.route("PUT /v1/workspaces/{id}/plan", admin, s.changePlan)
 	s.route("POST /v1/workspaces/{id}/adjustments", admin, s.adjust)
 	s.route("GET /v1/workspaces/{id}/ledger", reader, s.ledger)
+	s.route("POST /v1/workspaces/{id}/ai/{operation}", operator, s.runAI)
 	s.route("GET /v1/charges/{id}", reader, s.getCharge)
 	s.route("POST /v1/charges/{id}/capture", operator, s.capture)
 	s.route("POST /v1/charges/{id}/release", operator, s.release)

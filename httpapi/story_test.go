@@ -8,19 +8,14 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/http/httptest"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/credits-dev/credits"
-	"github.com/credits-dev/credits/auth"
 	"github.com/credits-dev/credits/httpapi"
 	"github.com/credits-dev/credits/ledger"
-	"github.com/credits-dev/credits/sqlite"
-	"github.com/credits-dev/credits/storetest"
 )
 
 // Helpers of this file are prefixed "story" so they cannot clash with other
@@ -107,29 +102,8 @@ func (b *testBundle) storyDo(ctx context.Context, method, path, secret string, b
 // tests that drain it.
 func storySetupServer(t *testing.T) (*testBundle, *httpapi.Server) {
 	t.Helper()
-	ctx := context.Background()
-	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "credits.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	clk := storetest.NewClock(epoch)
-	eng, err := ledger.New(st, credits.DefaultCatalog(), ledger.Options{NowFunc: clk.Now, SweepInterval: -1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	authn, _, err := auth.New(ctx, st, auth.Options{AdminKey: adminKey, NowFunc: clk.Now})
-	if err != nil {
-		t.Fatal(err)
-	}
-	api := httpapi.New(httpapi.Config{Engine: eng, Auth: authn, KeepAlive: 50 * time.Millisecond})
-	srv := httptest.NewServer(api)
-	t.Cleanup(func() {
-		api.Drain()
-		srv.Close()
-		eng.Close()
-		st.Close()
-	})
-	return &testBundle{url: srv.URL, clock: clk, engine: eng, store: st, auth: authn, client: srv.Client()}, api
+	b := setup(t, setupOpts{keepAlive: 50 * time.Millisecond})
+	return b, b.api
 }
 
 // TestFreeWorkspaceStory is the seed's story through the API.

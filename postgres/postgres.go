@@ -266,7 +266,13 @@ func (s *Store) PlanUsage(ctx context.Context) (map[string]int, error) {
 // DeleteIdempotency drops idempotency keys created before cutoff.
 func (s *Store) DeleteIdempotency(ctx context.Context, before time.Time) (int, error) {
 	tag, err := s.pool.Exec(ctx, `DELETE FROM idempotency WHERE created_at < $1`, before)
-	return int(tag.RowsAffected()), err
+	if err != nil {
+		return 0, err
+	}
+	if _, err := s.pool.Exec(ctx, `DELETE FROM ai_requests WHERE created_at < $1`, before); err != nil {
+		return 0, err
+	}
+	return int(tag.RowsAffected()), nil
 }
 
 // Listen calls fn with the id of every workspace whose balance another

@@ -22,11 +22,15 @@ import (
 	"github.com/credits-dev/credits/ledger"
 )
 
-//go:embed schema.sql
-var schemaV1 string
+var (
+	//go:embed schema.sql
+	schemaV1 string
+	//go:embed schema_2_ai.sql
+	schemaV2 string
+)
 
 // migrations are applied in order; each runs once, in its own transaction.
-var migrations = []string{schemaV1}
+var migrations = []string{schemaV1, schemaV2}
 
 // Store is the SQLite store. It implements ledger.Store and auth.Store.
 type Store struct {
@@ -283,12 +287,19 @@ func (s *Store) PlanUsage(ctx context.Context) (map[string]int, error) {
 	return out, rows.Err()
 }
 
-// DeleteIdempotency drops idempotency keys created before cutoff.
+// DeleteIdempotency drops idempotency keys (of charges and of AI requests)
+// created before cutoff.
 func (s *Store) DeleteIdempotency(ctx context.Context, before time.Time) (int, error) {
 	res, err := s.w.ExecContext(ctx, `DELETE FROM idempotency WHERE created_at < ?`, micros(before))
 	if err != nil {
 		return 0, err
 	}
 	n, err := res.RowsAffected()
-	return int(n), err
+	if err != nil {
+		return 0, err
+	}
+	if _, err := s.w.ExecContext(ctx, `DELETE FROM ai_requests WHERE created_at < ?`, micros(before)); err != nil {
+		return 0, err
+	}
+	return int(n), nil
 }

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/credits-dev/credits"
+	"github.com/credits-dev/credits/ai"
 	"github.com/credits-dev/credits/auth"
 	"github.com/credits-dev/credits/config"
 	"github.com/credits-dev/credits/httpapi"
@@ -27,6 +28,8 @@ type ServeCommand struct {
 	Config   string
 	Demo     bool
 	AdminKey string
+	// AI configures the AI operations' provider (CREDITS_AI_*).
+	AI AIConfig
 	// DrainTimeout bounds the graceful shutdown (30 s).
 	DrainTimeout time.Duration
 	// SweepInterval is how often expired holds are swept (1 s).
@@ -53,7 +56,7 @@ func (c *ServeCommand) ParseFlags(args []string, getenv func(string) string) err
 		return usageError{fmt.Sprintf("serve takes no arguments, got %q", fs.Args())}
 	}
 	c.AdminKey = getenv("CREDITS_ADMIN_KEY")
-	return nil
+	return c.AI.parse(getenv)
 }
 
 // Run serves until ctx is done, then stops accepting, finishes in-flight
@@ -99,7 +102,13 @@ func (c *ServeCommand) Run(ctx context.Context) error {
 	if generated != "" {
 		log.Warn("generated the admin key; it is shown only this once, only its hash is stored", "admin_key", generated)
 	}
-	api := httpapi.New(httpapi.Config{Engine: engine, Auth: authn, Logger: log})
+	provider, err := c.AI.provider()
+	if err != nil {
+		return err
+	}
+	gateway := ai.NewGateway(ai.GatewayConfig{Engine: engine, Provider: provider, Store: st, Timeout: c.AI.Timeout, Logger: log})
+	log.Info("AI provider", "provider", provider.Name(), "timeout", c.AI.Timeout)
+	api := httpapi.New(httpapi.Config{Engine: engine, Auth: authn, AI: gateway, Logger: log})
 	if c.Demo {
 		ids, err := seedDemo(ctx, engine)
 		if err != nil {

@@ -5,16 +5,18 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/credits-dev/credits/ai"
 	"github.com/credits-dev/credits/auth"
 	"github.com/credits-dev/credits/ledger"
 	"github.com/credits-dev/credits/postgres"
 	"github.com/credits-dev/credits/sqlite"
 )
 
-// store is what the commands need of a store: money and auth.
+// store is what the commands need of a store: money, auth and AI requests.
 type store interface {
 	ledger.Store
 	auth.Store
+	ai.RequestStore
 }
 
 // openStore opens the store a --db value names: a postgres:// or

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/credits-dev/credits"
+	"github.com/credits-dev/credits/ai"
 	"github.com/credits-dev/credits/auth"
 	"github.com/credits-dev/credits/httpapi"
 	"github.com/credits-dev/credits/ledger"
@@ -37,6 +38,10 @@ type Server struct {
 // Options tune Start.
 type Options struct {
 	KeepAlive time.Duration
+	// Provider runs AI operations (default: the demo provider).
+	Provider ai.Provider
+	// AITimeout bounds one AI operation (default 60 s).
+	AITimeout time.Duration
 }
 
 // Start starts a server that stops when the test ends.
@@ -56,7 +61,12 @@ func Start(t testing.TB, opts Options) *Server {
 	if err != nil {
 		t.Fatal(err)
 	}
-	api := httpapi.New(httpapi.Config{Engine: eng, Auth: authn, KeepAlive: opts.KeepAlive})
+	provider := opts.Provider
+	if provider == nil {
+		provider = ai.Demo{}
+	}
+	gw := ai.NewGateway(ai.GatewayConfig{Engine: eng, Provider: provider, Store: st, Timeout: opts.AITimeout, NowFunc: clk.Now})
+	api := httpapi.New(httpapi.Config{Engine: eng, Auth: authn, AI: gw, KeepAlive: opts.KeepAlive})
 	srv := httptest.NewServer(api)
 	t.Cleanup(func() {
 		api.Drain()
