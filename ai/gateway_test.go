@@ -286,45 +286,6 @@ func TestConcurrentRetriesRunOnce(t *testing.T) {
 	}
 }
 
-// A process that died after saving the result but before capturing: the
-// next retry captures the same hold and answers the saved result.
-func TestCrashBeforeCapture(t *testing.T) {
-	t.Parallel()
-	b := setup(t, ai.Demo{}, time.Second)
-	ctx := context.Background()
-	p := ai.RunParams{WorkspaceID: "w", IdempotencyKey: "k", Operation: "content_rewrite", Text: str("hi")}
-	// Replay what the gateway did before the crash.
-	now := b.clock.Now()
-	rec, claimed, err := b.store.ClaimRequest(ctx, "w", "k", ai.Fingerprint(p), now, now.Add(-time.Hour))
-	if err != nil || !claimed {
-		t.Fatal(claimed, err)
-	}
-	hold, err := b.engine.Hold(ctx, ledger.HoldParams{WorkspaceID: "w", IdempotencyKey: "ai:k#1", Operation: "content_rewrite", HoldSeconds: 120})
-	if err != nil {
-		t.Fatal(err)
-	}
-	rec.Status, rec.ChargeID, rec.UpdatedAt = ai.StatusCapturing, hold.Charge.ID, now
-	rec.Result, _ = json.Marshal(ai.Result{Text: "saved text", Provider: "demo"})
-	if err := b.store.SaveRequest(ctx, rec); err != nil {
-		t.Fatal(err)
-	}
-	// While fresh, it is in progress.
-	if _, err := b.gw.Run(ctx, p); credits.ErrorCode(err) != credits.CodeRequestInProgress {
-		t.Fatalf("fresh: %v", err)
-	}
-	b.clock.Advance(90 * time.Second) // stale, the hold not yet expired
-	resp, err := b.gw.Run(ctx, p)
-	if err != nil || resp.Result.Text != "saved text" || resp.Charge.ID != hold.Charge.ID || resp.Charge.Status != "captured" {
-		t.Fatalf("recovery: %+v %v", resp, err)
-	}
-	if b.provider.calls.Load() != 0 {
-		t.Fatal("recovery ran the operation again")
-	}
-	if bal := b.balance(t); bal.Used != 1 || bal.Held != 0 {
-		t.Fatalf("balance %+v", bal)
-	}
-}
-
 func TestValidation(t *testing.T) {
 	t.Parallel()
 	b := setup(t, ai.Demo{}, time.Second)

@@ -98,6 +98,9 @@ func Run(t *testing.T, open OpenFunc) {
 		{"ValidationWritesNothing", testValidationWritesNothing},
 		{"Charge", testCharge},
 		{"Metadata", testMetadata},
+		{"AIReplayAndRerun", testAIReplayAndRerun},
+		{"AIClaimOnce", testAIClaimOnce},
+		{"AICrashBeforeCapture", testAICrashBeforeCapture},
 	}
 	for _, size := range batchSizes {
 		t.Run(fmt.Sprintf("batch=%d", size), func(t *testing.T) {
