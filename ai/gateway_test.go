@@ -7,6 +7,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"image/png"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -40,7 +43,7 @@ type bundle struct {
 	clock    *storetest.Clock
 }
 
-func setup(t *testing.T, p ai.Provider, timeout time.Duration) *bundle {
+func setup(t *testing.T, p ai.Provider, timeout time.Duration, logger ...*slog.Logger) *bundle {
 	t.Helper()
 	st, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "credits.db"))
 	if err != nil {
@@ -57,7 +60,11 @@ func setup(t *testing.T, p ai.Provider, timeout time.Duration) *bundle {
 		t.Fatal(err)
 	}
 	cp := &counting{Provider: p}
-	gw := ai.NewGateway(ai.GatewayConfig{Engine: e, Provider: cp, Store: st, Timeout: timeout, NowFunc: clk.Now})
+	cfg := ai.GatewayConfig{Engine: e, Provider: cp, Store: st, Timeout: timeout, NowFunc: clk.Now}
+	if len(logger) > 0 {
+		cfg.Logger = logger[0]
+	}
+	gw := ai.NewGateway(cfg)
 	return &bundle{gw: gw, engine: e, store: st, provider: cp, clock: clk}
 }
 
@@ -319,4 +326,53 @@ func TestValidation(t *testing.T) {
 	if bal := b.balance(t); bal.Available != 250 {
 		t.Fatalf("balance %+v", bal)
 	}
+}
+
+// A provider failure is logged with the charge id, never with the API key,
+// even when the provider echoes the key back.
+func TestFailureLogsChargeNotKey(t *testing.T) {
+	t.Parallel()
+	const key = "sk-very-secret-key-0123456789"
+	fake := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusInternalServerError)
+		fmt.Fprintf(w, `{"error":{"message":"bad key %s","type":"server_error","code":"boom"}}`, r.Header.Get("Authorization"))
+	}))
+	defer fake.Close()
+	p, err := ai.NewOpenAI(ai.OpenAIConfig{BaseURL: fake.URL, APIKey: key, TextModel: "m", ImageModel: "i"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var logs bytes.Buffer
+	var mu sync.Mutex
+	b := setup(t, p, time.Second, slog.New(slog.NewTextHandler(lockedWriter{&mu, &logs}, nil)))
+	_, err = b.gw.Run(context.Background(), ai.RunParams{WorkspaceID: "w", IdempotencyKey: "k", Operation: "section_generation", Prompt: str("x")})
+	if credits.ErrorCode(err) != credits.CodeOperationFailed || strings.Contains(err.Error(), key) {
+		t.Fatalf("err %v", err)
+	}
+	mu.Lock()
+	out := logs.String()
+	mu.Unlock()
+	if strings.Contains(out, key) || strings.Contains(out, "very-secret") {
+		t.Fatalf("the log holds the API key:\n%s", out)
+	}
+	page, _ := b.engine.Ledger(context.Background(), "w", 10, "")
+	chargeID := page.Entries[0].ChargeID
+	if chargeID == "" || !strings.Contains(out, chargeID) {
+		t.Fatalf("the log does not name the charge %q:\n%s", chargeID, out)
+	}
+	if bal := b.balance(t); bal.Available != 250 {
+		t.Fatalf("balance %+v", bal)
+	}
+}
+
+type lockedWriter struct {
+	mu *sync.Mutex
+	w  *bytes.Buffer
+}
+
+func (l lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
 }
