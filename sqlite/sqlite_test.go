@@ -12,7 +12,7 @@ import (
 	"github.com/credits-dev/credits/storetest"
 )
 
-func open(t *testing.T) ledger.Store {
+func open(t testing.TB) ledger.Store {
 	t.Helper()
 	s, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "credits.db"))
 	if err != nil {
@@ -23,7 +23,7 @@ func open(t *testing.T) ledger.Store {
 }
 
 func TestConformance(t *testing.T) {
-	storetest.Run(t, open)
+	storetest.Run(t, func(t *testing.T) ledger.Store { return open(t) })
 }
 
 // The background sweeper expires holds without any read.
