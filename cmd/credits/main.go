@@ -3,6 +3,7 @@
 //	credits serve      run the HTTP API (and with --demo the demo page)
 //	credits estimate   price a list of work and name the plan that fits
 //	credits migrate    apply the store's schema migrations and exit
+//	credits bench      measure pairs/s and latency against the references
 //	credits version    print the version
 package main
 
@@ -32,6 +33,7 @@ Usage:
   credits serve [--addr ADDR] [--db PATH|URL] [--config FILE] [--demo]
   credits estimate [--config FILE] OPERATION=COUNT ...
   credits migrate [--db PATH|URL]
+  credits bench [--duration 5s] [--workers 64] [--pg URL] [--url URL] [--json FILE] ...
   credits version
 
 Run "credits COMMAND --help" for a command's flags.
@@ -54,6 +56,8 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = (&EstimateCommand{Stdout: stdout}).Run(ctx, args[1:])
 	case "migrate":
 		err = (&MigrateCommand{Stdout: stdout}).Run(ctx, args[1:])
+	case "bench":
+		err = (&BenchCommand{Stdout: stdout, Stderr: stderr}).Run(ctx, args[1:])
 	case "version", "--version":
 		fmt.Fprintln(stdout, "credits", version)
 	case "help", "-h", "--help":

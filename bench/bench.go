@@ -1,0 +1,519 @@
+// Package bench is the load runner behind `credits bench`: it measures
+// pairs (hold one operation, then capture it) per second and their latency
+// on the engine in-process (SQLite, PostgreSQL), on the HTTP API through the
+// Go client, and on two references run alongside: the naive baseline a team
+// would write by hand (naive.go) and a no-op HTTP handler (http.go).
+//
+// Every scenario starts from a fresh database (a temp SQLite file, or a
+// schema of its own that is dropped afterwards), so rows do not warm each
+// other. The run is bounded: each scenario lasts Duration (pairs in flight
+// then finish), and the whole run is capped (Cap).
+package bench
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	mrand "math/rand/v2"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/credits-dev/credits"
+)
+
+// Shapes of load.
+const (
+	ShapeMany = "many" // uniform over Config.Workspaces workspaces
+	ShapeHot  = "hot"  // one workspace
+)
+
+// benchPlan has so many credits that nothing runs out during a run.
+var benchPlan = credits.Plan{ID: "bench", Name: "Bench", MonthlyCredits: credits.MaxCost, PriceCents: 0, Currency: "usd"}
+
+// benchOperation is the operation of every pair.
+const benchOperation = "content_rewrite"
+
+// Catalog is the catalog the bench runs on: the built-in operations and one
+// plan of a billion monthly credits.
+func Catalog() credits.Catalog {
+	cat := credits.DefaultCatalog()
+	cat.Plans = []credits.Plan{benchPlan}
+	return cat
+}
+
+// CatalogYAML is Catalog as a `credits serve --config` file.
+func CatalogYAML() string {
+	var b strings.Builder
+	cat := Catalog()
+	b.WriteString("# credits bench: the built-in operations, one plan nothing runs out of.\noperations:\n")
+	for _, op := range cat.Operations {
+		fmt.Fprintf(&b, "  - {id: %s, name: %s, cost: %d}\n", op.ID, strconv.Quote(op.Name), op.Cost)
+	}
+	b.WriteString("plans:\n")
+	for _, p := range cat.Plans {
+		fmt.Fprintf(&b, "  - {id: %s, name: %s, monthly_credits: %d, price_cents: %d, currency: %s}\n", p.ID, strconv.Quote(p.Name), p.MonthlyCredits, p.PriceCents, p.Currency)
+	}
+	return b.String()
+}
+
+// ServerParams tell StartServerFunc what to serve.
+type ServerParams struct {
+	DB       string // SQLite file path (new)
+	Config   string // catalog YAML file (CatalogYAML)
+	AdminKey string
+}
+
+// StartServerFunc starts a `credits serve` listening on a free local port and
+// returns its base URL and a function that stops it (and waits until its
+// store is closed).
+type StartServerFunc func(ctx context.Context, p ServerParams) (baseURL string, stop func() error, err error)
+
+// Config is one bench run. Zero values take the defaults.
+type Config struct {
+	Duration   time.Duration // per scenario (5 s)
+	Workers    int           // concurrent callers (64)
+	Workspaces int           // of the many shape (10,000)
+	Shapes     []string      // ShapeMany, ShapeHot (both)
+	// Scenarios selects rows by name or name prefix ("engine/sqlite",
+	// "http", "naive/postgres/hot"); empty: every available row.
+	Scenarios []string
+	// PostgresURL (a postgres:// URL) enables the PostgreSQL rows; each
+	// scenario makes a schema of its own there and drops it.
+	PostgresURL string
+	// ServerURL runs the HTTP rows against a running server instead of
+	// starting one; AdminKey is its admin key.
+	ServerURL string
+	AdminKey  string
+	// StartServer starts `credits serve` for the HTTP rows when ServerURL
+	// is empty; nil leaves the http/many and http/hot rows out.
+	StartServer StartServerFunc
+	MaxBatch    int    // the engine's MaxBatch (0: the engine's default)
+	TempDir     string // for SQLite files (os.MkdirTemp)
+	// Cap bounds the whole run (default: per row, twice Duration plus two
+	// minutes for setup and teardown).
+	Cap time.Duration
+	// Verify checks each store's invariants after its scenario (tests).
+	Verify bool
+	// Progress gets one line per scenario; Terminal redraws it in place.
+	Progress io.Writer
+	Terminal bool
+	Logger   *slog.Logger
+}
+
+func (c *Config) defaults() {
+	if c.Duration <= 0 {
+		c.Duration = 5 * time.Second
+	}
+	if c.Workers <= 0 {
+		c.Workers = 64
+	}
+	if c.Workspaces <= 0 {
+		c.Workspaces = 10_000
+	}
+	if len(c.Shapes) == 0 {
+		c.Shapes = []string{ShapeMany, ShapeHot}
+	}
+	if c.Progress == nil {
+		c.Progress = io.Discard
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+}
+
+// scenario is one row: a way to set up a target.
+type scenario struct {
+	name      string // kind/backend/shape, or http/shape, http/noop
+	kind      string // engine, naive, http, noop
+	backend   string // sqlite, postgres, http
+	shape     string
+	reference string // the row this one is divided by; "" for a reference
+	requests  int    // HTTP requests per pair (0: not HTTP)
+}
+
+// allScenarios lists every row in table order.
+func allScenarios(shapes []string) []scenario {
+	var out []scenario
+	for _, backend := range []string{"sqlite", "postgres"} {
+		for _, kind := range []string{"engine", "naive"} {
+			for _, shape := range shapes {
+				s := scenario{name: kind + "/" + backend + "/" + shape, kind: kind, backend: backend, shape: shape}
+				if kind == "engine" {
+					s.reference = "naive/" + backend + "/" + shape
+				}
+				out = append(out, s)
+			}
+		}
+	}
+	for _, shape := range shapes {
+		out = append(out, scenario{name: "http/" + shape, kind: "http", backend: "http", shape: shape, reference: "http/noop", requests: 2})
+	}
+	out = append(out, scenario{name: "http/noop", kind: "noop", backend: "http", shape: ShapeMany, requests: 2})
+	return out
+}
+
+// ScenarioNames lists every row name the shapes make, in table order.
+func ScenarioNames(shapes []string) []string {
+	var names []string
+	for _, s := range allScenarios(shapes) {
+		names = append(names, s.name)
+	}
+	return names
+}
+
+// matches reports whether a --scenarios entry selects a row: the whole name
+// or a prefix ending at a "/".
+func matches(entry, name string) bool {
+	entry = strings.Trim(entry, "/")
+	return entry == name || strings.HasPrefix(name, entry+"/")
+}
+
+// UsageError is a mistake in the Config (a bad shape or scenario).
+type UsageError struct{ Msg string }
+
+func (e *UsageError) Error() string { return e.Msg }
+
+// selectScenarios applies the shapes and scenario filter and drops rows
+// that cannot run (PostgreSQL without a URL, HTTP without a server) unless
+// they were asked for by name, which is an error.
+func (c *Config) selectScenarios() ([]scenario, error) {
+	for _, sh := range c.Shapes {
+		if sh != ShapeMany && sh != ShapeHot {
+			return nil, &UsageError{fmt.Sprintf("unknown shape %q (shapes: %s, %s)", sh, ShapeMany, ShapeHot)}
+		}
+	}
+	all := allScenarios(c.Shapes)
+	unavailable := func(s scenario) string {
+		switch {
+		case s.backend == "postgres" && c.PostgresURL == "":
+			return "needs --pg"
+		case s.kind == "http" && c.ServerURL == "" && c.StartServer == nil:
+			return "needs --url or a server to start"
+		}
+		return ""
+	}
+	var out []scenario
+	if len(c.Scenarios) == 0 {
+		for _, s := range all {
+			if unavailable(s) == "" {
+				out = append(out, s)
+			}
+		}
+		return out, nil
+	}
+	picked := map[string]bool{}
+	for _, entry := range c.Scenarios {
+		// A prefix takes the rows of it that can run; it is a mistake
+		// only when none can.
+		found, why := false, ""
+		for _, s := range all {
+			if !matches(entry, s.name) {
+				continue
+			}
+			if w := unavailable(s); w != "" {
+				why = fmt.Sprintf("scenario %s %s", s.name, w)
+				continue
+			}
+			found = true
+			picked[s.name] = true
+		}
+		switch {
+		case !found && why != "":
+			return nil, &UsageError{why}
+		case !found:
+			return nil, &UsageError{fmt.Sprintf("no scenario matches %q (scenarios: %s)", entry, strings.Join(ScenarioNames(c.Shapes), ", "))}
+		}
+	}
+	for _, s := range all {
+		if picked[s.name] {
+			out = append(out, s)
+		}
+	}
+	return out, nil
+}
+
+// target is what a worker drives: one pair per call.
+type target interface {
+	// Pair holds benchOperation on the workspace with the key, then
+	// captures it.
+	Pair(ctx context.Context, workspaceID, idempotencyKey string) error
+	// Verify checks the store's invariants after the load (Config.Verify).
+	Verify(ctx context.Context) error
+	// Close releases everything the target made (files, schemas, servers).
+	Close() error
+}
+
+// Result is one row of the table.
+type Result struct {
+	Scenario       string  `json:"scenario"`
+	Pairs          int64   `json:"pairs"`
+	Errors         int64   `json:"errors"`
+	FirstError     string  `json:"first_error,omitempty"`
+	Seconds        float64 `json:"seconds"`
+	PairsPerSec    float64 `json:"pairs_per_s"`
+	RequestsPerSec float64 `json:"requests_per_s,omitempty"`
+	P50us          float64 `json:"p50_us"`
+	P99us          float64 `json:"p99_us"`
+	P999us         float64 `json:"p999_us"`
+	MaxUs          float64 `json:"max_us"`
+	MeanUs         float64 `json:"mean_us"`
+	// Reference is the row this one is compared with ("" for a
+	// reference); Ratio is PairsPerSec over the reference's (0: it did not
+	// run).
+	Reference string  `json:"reference,omitempty"`
+	Ratio     float64 `json:"ratio,omitempty"`
+	// Verified is set when Config.Verify checked the store afterwards.
+	Verified bool `json:"verified,omitempty"`
+
+	hist *Histogram
+}
+
+// Histogram is the row's pair latencies.
+func (r *Result) Histogram() *Histogram { return r.hist }
+
+// Report is a whole run.
+type Report struct {
+	Machine     Machine  `json:"machine"`
+	PeakRSS     int64    `json:"peak_rss_bytes"` // VmHWM; 0 when unknown
+	DurationSec float64  `json:"duration_s"`     // per scenario
+	Workers     int      `json:"workers"`
+	Workspaces  int      `json:"workspaces"`
+	MaxBatch    int      `json:"max_batch,omitempty"`
+	Results     []Result `json:"results"`
+}
+
+// Result returns the row with the name, or nil.
+func (r *Report) Result(name string) *Result {
+	for i := range r.Results {
+		if r.Results[i].Scenario == name {
+			return &r.Results[i]
+		}
+	}
+	return nil
+}
+
+// Run runs the selected scenarios one after the other and returns their
+// figures. On an error or a cancelled ctx it returns the rows finished so
+// far with the error.
+func Run(ctx context.Context, cfg Config) (*Report, error) {
+	cfg.defaults()
+	scenarios, err := cfg.selectScenarios()
+	if err != nil {
+		return nil, err
+	}
+	if len(scenarios) == 0 {
+		return nil, &UsageError{"no scenario to run"}
+	}
+	capDur := cfg.Cap
+	if capDur <= 0 {
+		capDur = time.Duration(len(scenarios)) * (2*cfg.Duration + 2*time.Minute)
+	}
+	ctx, cancel := context.WithTimeout(ctx, capDur)
+	defer cancel()
+	tmp := cfg.TempDir
+	if tmp == "" {
+		if tmp, err = os.MkdirTemp("", "credits-bench-"); err != nil {
+			return nil, err
+		}
+		defer os.RemoveAll(tmp)
+	}
+	rep := &Report{Machine: ReadMachine(), DurationSec: cfg.Duration.Seconds(), Workers: cfg.Workers, Workspaces: cfg.Workspaces, MaxBatch: cfg.MaxBatch}
+	run := newRunID()
+	for _, s := range scenarios {
+		res, err := runScenario(ctx, &cfg, s, tmp, run)
+		if err != nil {
+			rep.finish()
+			if ctx.Err() != nil && errors.Is(err, context.DeadlineExceeded) {
+				err = fmt.Errorf("%s: the run took longer than its cap of %s: %w", s.name, capDur, err)
+			}
+			return rep, fmt.Errorf("%s: %w", s.name, err)
+		}
+		rep.Results = append(rep.Results, res)
+	}
+	rep.finish()
+	return rep, nil
+}
+
+// finish computes the ratios and reads the peak memory.
+func (r *Report) finish() {
+	for i := range r.Results {
+		res := &r.Results[i]
+		if res.Reference == "" {
+			continue
+		}
+		if ref := r.Result(res.Reference); ref != nil && ref.PairsPerSec > 0 {
+			res.Ratio = res.PairsPerSec / ref.PairsPerSec
+		}
+	}
+	r.PeakRSS = PeakRSS()
+}
+
+func newRunID() string {
+	var b [4]byte
+	_, _ = rand.Read(b[:])
+	return "b" + hex.EncodeToString(b[:])
+}
+
+// workspaceIDs names a shape's workspaces, unique to the run (a running
+// server may have workspaces of earlier runs).
+func workspaceIDs(run string, n int) []string {
+	ids := make([]string, n)
+	for i := range ids {
+		ids[i] = fmt.Sprintf("%s-ws-%06d", run, i)
+	}
+	return ids
+}
+
+// parallel calls fn(i) for i in [0, n) on up to workers goroutines and
+// returns the first error.
+func parallel(ctx context.Context, n, workers int, fn func(ctx context.Context, i int) error) error {
+	parent := ctx
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var next atomic.Int64
+	var once sync.Once
+	var first error
+	var wg sync.WaitGroup
+	for range min(workers, n) {
+		wg.Go(func() {
+			for ctx.Err() == nil {
+				i := int(next.Add(1) - 1)
+				if i >= n {
+					return
+				}
+				if err := fn(ctx, i); err != nil {
+					once.Do(func() { first = err; cancel() })
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if first == nil {
+		first = parent.Err()
+	}
+	return first
+}
+
+func runScenario(ctx context.Context, cfg *Config, s scenario, tmp, run string) (Result, error) {
+	p := newProgress(cfg.Progress, cfg.Terminal, s.name, cfg.Duration)
+	n := 1
+	if s.shape == ShapeMany {
+		n = cfg.Workspaces
+	}
+	if s.kind == "noop" {
+		n = cfg.Workspaces
+	}
+	ids := workspaceIDs(run+"-"+strings.ReplaceAll(s.name, "/", "-"), n)
+	p.setup(fmt.Sprintf("creating %d workspace(s)", n))
+	t, err := newTarget(ctx, cfg, s, tmp, ids)
+	if err != nil {
+		p.fail(err)
+		return Result{}, err
+	}
+	res, runErr := drive(ctx, cfg, s, t, ids, run, p)
+	if runErr == nil && cfg.Verify {
+		if err := t.Verify(ctx); err != nil {
+			runErr = fmt.Errorf("verify: %w", err)
+		} else {
+			res.Verified = true
+		}
+	}
+	if err := t.Close(); err != nil && runErr == nil {
+		runErr = fmt.Errorf("close: %w", err)
+	}
+	if runErr != nil {
+		p.fail(runErr)
+		return res, runErr
+	}
+	p.done(res)
+	return res, nil
+}
+
+func newTarget(ctx context.Context, cfg *Config, s scenario, tmp string, ids []string) (target, error) {
+	switch s.kind {
+	case "engine":
+		return newEngineTarget(ctx, cfg, s, tmp, ids)
+	case "naive":
+		return newNaiveTarget(ctx, cfg, s, tmp, ids)
+	case "http":
+		return newHTTPTarget(ctx, cfg, s, tmp, ids)
+	case "noop":
+		return newNoopTarget(ctx, cfg)
+	}
+	return nil, fmt.Errorf("unknown scenario kind %q", s.kind)
+}
+
+// drive runs the workers for cfg.Duration. A worker starts a pair only
+// before the deadline; the pairs in flight then finish and are counted.
+func drive(ctx context.Context, cfg *Config, s scenario, t target, ids []string, run string, p *progress) (Result, error) {
+	res := Result{Scenario: s.name, Reference: s.reference}
+	hists := make([]*Histogram, cfg.Workers)
+	var pairs, errs atomic.Int64
+	var firstErr atomic.Pointer[string]
+	start := time.Now()
+	end := start.Add(cfg.Duration)
+	stopProgress := p.run(start, &pairs)
+	var wg sync.WaitGroup
+	for w := range cfg.Workers {
+		h := new(Histogram)
+		hists[w] = h
+		wg.Go(func() {
+			rng := mrand.New(mrand.NewPCG(uint64(w), uint64(start.UnixNano())))
+			prefix := run + "-" + strconv.Itoa(w) + "-"
+			for seq := 0; ctx.Err() == nil && time.Now().Before(end); seq++ {
+				ws := ids[0]
+				if len(ids) > 1 {
+					ws = ids[rng.IntN(len(ids))]
+				}
+				key := prefix + strconv.Itoa(seq)
+				t0 := time.Now()
+				if err := t.Pair(ctx, ws, key); err != nil {
+					if ctx.Err() != nil {
+						return
+					}
+					if errs.Add(1) == 1 {
+						msg := err.Error()
+						firstErr.Store(&msg)
+					}
+					continue
+				}
+				h.Record(time.Since(t0))
+				pairs.Add(1)
+			}
+		})
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	stopProgress()
+	if err := ctx.Err(); err != nil {
+		return res, err
+	}
+	all := new(Histogram)
+	for _, h := range hists {
+		all.Merge(h)
+	}
+	res.hist = all
+	res.Pairs = pairs.Load()
+	res.Errors = errs.Load()
+	if m := firstErr.Load(); m != nil {
+		res.FirstError = *m
+	}
+	res.Seconds = elapsed.Seconds()
+	res.PairsPerSec = float64(res.Pairs) / elapsed.Seconds()
+	if s.requests > 0 {
+		res.RequestsPerSec = res.PairsPerSec * float64(s.requests)
+	}
+	us := func(d time.Duration) float64 { return float64(d) / float64(time.Microsecond) }
+	res.P50us, res.P99us, res.P999us = us(all.Percentile(0.50)), us(all.Percentile(0.99)), us(all.Percentile(0.999))
+	res.MaxUs, res.MeanUs = us(all.Max()), us(all.Mean())
+	return res, nil
+}

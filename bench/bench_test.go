@@ -1,0 +1,365 @@
+package bench
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/credits-dev/credits/auth"
+	"github.com/credits-dev/credits/config"
+	"github.com/credits-dev/credits/httpapi"
+	"github.com/credits-dev/credits/internal/pgtest"
+	"github.com/credits-dev/credits/ledger"
+	"github.com/credits-dev/credits/sqlite"
+)
+
+// startTestServer is the HTTP API over a SQLite store, built like `credits
+// serve` builds it (cmd/credits tests run the real command).
+func startTestServer(ctx context.Context, p ServerParams) (string, func() error, error) {
+	cat, err := config.Load(p.Config)
+	if err != nil {
+		return "", nil, err
+	}
+	st, err := sqlite.Open(ctx, p.DB)
+	if err != nil {
+		return "", nil, err
+	}
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	eng, err := ledger.New(st, cat, ledger.Options{Logger: log})
+	if err != nil {
+		st.Close()
+		return "", nil, err
+	}
+	authn, _, err := auth.New(ctx, st, auth.Options{AdminKey: p.AdminKey})
+	if err != nil {
+		eng.Close()
+		st.Close()
+		return "", nil, err
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		eng.Close()
+		st.Close()
+		return "", nil, err
+	}
+	srv := &http.Server{Handler: httpapi.New(httpapi.Config{Engine: eng, Auth: authn, Logger: log})}
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+	stop := func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		err := srv.Shutdown(ctx)
+		<-served
+		return errors.Join(err, eng.Close(), st.Close())
+	}
+	return "http://" + ln.Addr().String(), stop, nil
+}
+
+// tinyConfig is a run short enough for a test.
+func tinyConfig(t *testing.T) Config {
+	return Config{
+		Duration:    200 * time.Millisecond,
+		Workers:     4,
+		Workspaces:  10,
+		StartServer: startTestServer,
+		TempDir:     t.TempDir(),
+		Verify:      true,
+		Cap:         2 * time.Minute,
+	}
+}
+
+// checkReport checks that every wanted row ran, made pairs without errors,
+// was verified, and that the table and JSON show it.
+func checkReport(t *testing.T, rep *Report, want []string) {
+	t.Helper()
+	var got []string
+	for _, r := range rep.Results {
+		got = append(got, r.Scenario)
+		if r.Pairs <= 0 || r.PairsPerSec <= 0 {
+			t.Errorf("%s: %d pairs, %.0f pairs/s", r.Scenario, r.Pairs, r.PairsPerSec)
+		}
+		if r.Errors != 0 {
+			t.Errorf("%s: %d errors, first: %s", r.Scenario, r.Errors, r.FirstError)
+		}
+		if !r.Verified {
+			t.Errorf("%s: not verified", r.Scenario)
+		}
+		if r.Histogram().Count() != uint64(r.Pairs) {
+			t.Errorf("%s: %d latencies for %d pairs", r.Scenario, r.Histogram().Count(), r.Pairs)
+		}
+		if !(r.P50us > 0 && r.P50us <= r.P99us && r.P99us <= r.P999us && r.P999us <= r.MaxUs) {
+			t.Errorf("%s: latencies out of order: p50 %v p99 %v p99.9 %v max %v", r.Scenario, r.P50us, r.P99us, r.P999us, r.MaxUs)
+		}
+		if r.Reference != "" && r.Ratio <= 0 {
+			t.Errorf("%s: no ratio to %s", r.Scenario, r.Reference)
+		}
+		if strings.HasPrefix(r.Scenario, "http/") != (r.RequestsPerSec > 0) {
+			t.Errorf("%s: requests/s %v", r.Scenario, r.RequestsPerSec)
+		}
+	}
+	if !slices.Equal(got, want) {
+		t.Fatalf("rows %q, want %q", got, want)
+	}
+
+	var table bytes.Buffer
+	if err := rep.WriteTable(&table); err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(table.String(), "\n")
+	if len(lines) < len(want)+3 || !strings.Contains(lines[0], "pairs/s") || !strings.Contains(lines[0], "p99.9") {
+		t.Fatalf("table:\n%s", table.String())
+	}
+	for i, name := range want {
+		line := lines[i+1]
+		if !strings.HasPrefix(strings.TrimSpace(line), name+" ") {
+			t.Errorf("table line %d is %q, want row %s", i+1, line, name)
+		}
+		ref := strings.HasPrefix(name, "naive/") || name == "http/noop"
+		if ref != strings.HasSuffix(strings.TrimSpace(line), "reference") {
+			t.Errorf("table line %q: reference column wrong", line)
+		}
+	}
+	if !strings.Contains(table.String(), "peak resident memory") || !strings.Contains(table.String(), "CPUs") {
+		t.Errorf("table without memory and machine:\n%s", table.String())
+	}
+
+	var js bytes.Buffer
+	if err := rep.WriteJSON(&js); err != nil {
+		t.Fatal(err)
+	}
+	var back Report
+	if err := json.Unmarshal(js.Bytes(), &back); err != nil {
+		t.Fatalf("JSON does not parse: %v\n%s", err, js.String())
+	}
+	if len(back.Results) != len(want) || back.Machine.CPUs <= 0 || back.Workers != rep.Workers {
+		t.Errorf("JSON round trip: %+v", back)
+	}
+	for i := range back.Results {
+		if back.Results[i].Scenario != want[i] || back.Results[i].PairsPerSec != rep.Results[i].PairsPerSec {
+			t.Errorf("JSON row %d: %+v", i, back.Results[i])
+		}
+	}
+}
+
+func TestRunSQLiteAndHTTPScenarios(t *testing.T) {
+	t.Parallel()
+	cfg := tinyConfig(t)
+	var progress bytes.Buffer
+	cfg.Progress = &progress
+	rep, err := Run(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"engine/sqlite/many", "engine/sqlite/hot", "naive/sqlite/many", "naive/sqlite/hot", "http/many", "http/hot", "http/noop"}
+	checkReport(t, rep, want)
+	for _, name := range want {
+		if !strings.Contains(progress.String(), "scenario "+name+": ") {
+			t.Errorf("no progress line for %s:\n%s", name, progress.String())
+		}
+	}
+	if strings.Contains(progress.String(), "\r") {
+		t.Error("progress off a terminal has carriage returns")
+	}
+}
+
+func TestRunPostgresScenarios(t *testing.T) {
+	t.Parallel()
+	cfg := tinyConfig(t)
+	cfg.PostgresURL = pgtest.URL(t)
+	cfg.Scenarios = []string{"engine/postgres", "naive/postgres"}
+	rep, err := Run(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkReport(t, rep, []string{"engine/postgres/many", "engine/postgres/hot", "naive/postgres/many", "naive/postgres/hot"})
+}
+
+func TestProgressOnATerminalRedrawsOneLine(t *testing.T) {
+	t.Parallel()
+	cfg := tinyConfig(t)
+	cfg.Scenarios = []string{"http/noop"}
+	cfg.Terminal = true
+	var out bytes.Buffer
+	cfg.Progress = &out
+	if _, err := Run(context.Background(), cfg); err != nil {
+		t.Fatal(err)
+	}
+	s := out.String()
+	if !strings.Contains(s, "\r") || strings.Count(s, "\n") != 1 || !strings.Contains(s, "[") {
+		t.Errorf("terminal progress %q: want one line redrawn with \\r and a bar", s)
+	}
+}
+
+func TestScenarioSelection(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name    string
+		cfg     Config
+		want    []string
+		wantErr string
+	}{
+		{"default without pg or server", Config{}, []string{"engine/sqlite/many", "engine/sqlite/hot", "naive/sqlite/many", "naive/sqlite/hot", "http/noop"}, ""},
+		{"with everything", Config{PostgresURL: "postgres://x", ServerURL: "http://x"}, ScenarioNames([]string{"many", "hot"}), ""},
+		{"prefixes", Config{Scenarios: []string{"engine", "http/noop"}}, []string{"engine/sqlite/many", "engine/sqlite/hot", "http/noop"}, ""},
+		{"one shape", Config{Shapes: []string{"hot"}, Scenarios: []string{"engine/sqlite"}}, []string{"engine/sqlite/hot"}, ""},
+		{"exact row", Config{Scenarios: []string{"naive/sqlite/many"}}, []string{"naive/sqlite/many"}, ""},
+		{"no partial words", Config{Scenarios: []string{"eng"}}, nil, `no scenario matches "eng"`},
+		{"postgres without --pg", Config{Scenarios: []string{"engine/postgres"}}, nil, "needs --pg"},
+		{"http without a server", Config{Scenarios: []string{"http/many"}}, nil, "needs --url"},
+		{"bad shape", Config{Shapes: []string{"warm"}}, nil, `unknown shape "warm"`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			cfg := tc.cfg
+			cfg.defaults()
+			got, err := cfg.selectScenarios()
+			if tc.wantErr != "" {
+				var ue *UsageError
+				if !errors.As(err, &ue) || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("err %v, want a usage error with %q", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			var names []string
+			for _, s := range got {
+				names = append(names, s.name)
+			}
+			if !slices.Equal(names, tc.want) {
+				t.Errorf("got %q, want %q", names, tc.want)
+			}
+		})
+	}
+}
+
+func TestNaiveVerifyCatchesABalanceThatDoesNotAddUp(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	cfg := tinyConfig(t)
+	cfg.defaults()
+	ids := workspaceIDs("t", 3)
+	nt, err := newNaiveTarget(ctx, &cfg, scenario{name: "naive/sqlite/many", kind: "naive", backend: "sqlite"}, cfg.TempDir, ids)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nt.Close()
+	for i, id := range ids {
+		if err := nt.Pair(ctx, id, "k"+id); err != nil {
+			t.Fatalf("pair %d: %v", i, err)
+		}
+	}
+	if _, err := nt.hold(ctx, ids[0], "left-held"); err != nil {
+		t.Fatal(err)
+	}
+	if err := nt.Verify(ctx); err != nil {
+		t.Fatalf("consistent tables: %v", err)
+	}
+	if _, err := nt.db.ExecContext(ctx, `UPDATE naive_balances SET used = used + 1, available = available - 1 WHERE id = ?`, ids[1]); err != nil {
+		t.Fatal(err)
+	}
+	if err := nt.Verify(ctx); err == nil || !strings.Contains(err.Error(), ids[1]) {
+		t.Fatalf("Verify after a lost credit: %v", err)
+	}
+	if err := nt.capture(ctx, "ch_none"); !errors.Is(err, errNaiveNotHeld) {
+		t.Errorf("capture of an unknown charge: %v", err)
+	}
+}
+
+func TestNaiveHoldRefusesWhatTheBalanceCannotPay(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	cfg := tinyConfig(t)
+	cfg.defaults()
+	nt, err := newNaiveTarget(ctx, &cfg, scenario{name: "naive/sqlite/hot", kind: "naive", backend: "sqlite"}, cfg.TempDir, []string{"poor"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nt.Close()
+	if _, err := nt.db.ExecContext(ctx, `UPDATE naive_balances SET granted = 1, available = 1`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := nt.hold(ctx, "poor", "a"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := nt.hold(ctx, "poor", "b"); !errors.Is(err, errNaiveInsufficient) {
+		t.Fatalf("second hold on 1 credit: %v", err)
+	}
+	if err := nt.Verify(ctx); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestCatalogYAMLLoads(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "catalog.yaml")
+	if err := writeFile(path, CatalogYAML()); err != nil {
+		t.Fatal(err)
+	}
+	cat, err := config.Load(path)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, CatalogYAML())
+	}
+	want := Catalog()
+	if err := want.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if len(cat.Plans) != 1 || cat.Plans[0] != want.Plans[0] || len(cat.Operations) != len(want.Operations) {
+		t.Errorf("loaded %+v, want %+v", cat, want)
+	}
+	if op, ok := cat.Operation(benchOperation); !ok || op.Cost != 1 {
+		t.Errorf("%s: %+v", benchOperation, op)
+	}
+}
+
+func TestFormatting(t *testing.T) {
+	t.Parallel()
+	for in, want := range map[float64]string{0: "0", 999.4: "999", 1234: "1,234", 41234.6: "41,235", 1234567: "1,234,567"} {
+		if got := fmtCount(in); got != want {
+			t.Errorf("fmtCount(%v) = %q, want %q", in, got, want)
+		}
+	}
+	for in, want := range map[float64]string{0: "-", 12.345: "12.3µs", 850: "850µs", 1234: "1.23ms", 45678: "45.7ms", 2_500_000: "2.50s"} {
+		if got := fmtMicros(in); got != want {
+			t.Errorf("fmtMicros(%v) = %q, want %q", in, got, want)
+		}
+	}
+	for in, want := range map[float64]string{0.456: "0.46", 45.12: "45.1", 123.4: "123"} {
+		if got := fmtRatio(in); got != want {
+			t.Errorf("fmtRatio(%v) = %q, want %q", in, got, want)
+		}
+	}
+	if got := parseVmHWM("Name:\tcredits\nVmPeak:\t  999 kB\nVmHWM:\t   12345 kB\nVmRSS:\t 100 kB\n"); got != 12345*1024 {
+		t.Errorf("parseVmHWM = %d", got)
+	}
+	if got := parseVmHWM("Name: x\n"); got != 0 {
+		t.Errorf("parseVmHWM without the line = %d", got)
+	}
+}
+
+func TestReportWithoutAReferenceSaysSo(t *testing.T) {
+	t.Parallel()
+	rep := &Report{Results: []Result{{Scenario: "engine/sqlite/many", Reference: "naive/sqlite/many", Pairs: 10, PairsPerSec: 100}}}
+	rep.finish()
+	var out bytes.Buffer
+	if err := rep.WriteTable(&out); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out.String(), "(naive/sqlite/many not run)") {
+		t.Errorf("table:\n%s", out.String())
+	}
+}
+
+func writeFile(path, s string) error { return os.WriteFile(path, []byte(s), 0o600) }

@@ -1,0 +1,270 @@
+package bench
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"text/tabwriter"
+	"time"
+	"unicode/utf8"
+)
+
+// Machine is what the figures were measured on.
+type Machine struct {
+	CPUs     int    `json:"cpus"`
+	CPUModel string `json:"cpu_model,omitempty"`
+	OS       string `json:"os"`
+	Arch     string `json:"arch"`
+	Go       string `json:"go"`
+}
+
+// ReadMachine describes this machine (the CPU model from /proc/cpuinfo on
+// Linux).
+func ReadMachine() Machine {
+	m := Machine{CPUs: runtime.NumCPU(), OS: runtime.GOOS, Arch: runtime.GOARCH, Go: runtime.Version()}
+	if f, err := os.Open("/proc/cpuinfo"); err == nil {
+		defer f.Close()
+		sc := bufio.NewScanner(f)
+		for sc.Scan() {
+			k, v, ok := strings.Cut(sc.Text(), ":")
+			if ok && strings.TrimSpace(k) == "model name" {
+				m.CPUModel = strings.TrimSpace(v)
+				break
+			}
+		}
+	}
+	return m
+}
+
+// PeakRSS is the process's peak resident memory in bytes (VmHWM in
+// /proc/self/status), or 0 where that is not available.
+func PeakRSS() int64 {
+	data, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0
+	}
+	return parseVmHWM(string(data))
+}
+
+func parseVmHWM(status string) int64 {
+	for line := range strings.SplitSeq(status, "\n") {
+		v, ok := strings.CutPrefix(line, "VmHWM:")
+		if !ok {
+			continue
+		}
+		f := strings.Fields(v) // "123456 kB"
+		if len(f) == 0 {
+			return 0
+		}
+		n, err := strconv.ParseInt(f[0], 10, 64)
+		if err != nil {
+			return 0
+		}
+		return n * 1024
+	}
+	return 0
+}
+
+// WriteTable prints the report as a table, then the memory and machine.
+func (r *Report) WriteTable(w io.Writer) error {
+	// Numbers align right, names left: tabwriter aligns every column one
+	// way, so the name columns are padded to their width first.
+	rows := [][]string{{"scenario", "pairs/s", "req/s", "p50", "p99", "p99.9", "vs reference"}}
+	for _, res := range r.Results {
+		reqs := ""
+		if res.RequestsPerSec > 0 {
+			reqs = fmtCount(res.RequestsPerSec)
+		}
+		vs := "reference"
+		switch {
+		case res.Reference != "" && res.Ratio > 0:
+			vs = fmt.Sprintf("%s× %s", fmtRatio(res.Ratio), res.Reference)
+		case res.Reference != "":
+			vs = "(" + res.Reference + " not run)"
+		}
+		rows = append(rows, []string{res.Scenario, fmtCount(res.PairsPerSec), reqs,
+			fmtMicros(res.P50us), fmtMicros(res.P99us), fmtMicros(res.P999us), vs})
+	}
+	left := map[int]int{0: 0, 6: 0}
+	for _, row := range rows {
+		for c := range left {
+			left[c] = max(left[c], utf8.RuneCountInString(row[c]))
+		}
+	}
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	for _, row := range rows {
+		for c, width := range left {
+			row[c] = fmt.Sprintf("%-*s", width, row[c])
+		}
+		fmt.Fprintln(tw, strings.Join(row, "\t")+"\t")
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	for _, res := range r.Results {
+		if res.Errors > 0 {
+			fmt.Fprintf(w, "%s: %d pairs failed; first: %s\n", res.Scenario, res.Errors, res.FirstError)
+		}
+	}
+	rss := "unknown"
+	if r.PeakRSS > 0 {
+		rss = fmt.Sprintf("%.1f MiB", float64(r.PeakRSS)/(1<<20))
+	}
+	m := r.Machine
+	model := m.CPUModel
+	if model == "" {
+		model = "unknown CPU"
+	}
+	fmt.Fprintf(w, "peak resident memory %s (VmHWM); machine: %d CPUs, %s/%s, %s, %s\n", rss, m.CPUs, m.OS, m.Arch, model, m.Go)
+	batch := "engine default"
+	if r.MaxBatch > 0 {
+		batch = strconv.Itoa(r.MaxBatch)
+	}
+	_, err := fmt.Fprintf(w, "%s per scenario, %d workers, %d workspaces (many), max batch %s; a pair is hold + capture of content_rewrite; http rows make 2 requests per pair\n",
+		time.Duration(r.DurationSec*float64(time.Second)), r.Workers, r.Workspaces, batch)
+	return err
+}
+
+// WriteJSON writes the report as indented JSON.
+func (r *Report) WriteJSON(w io.Writer) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(r)
+}
+
+// fmtCount prints a rate with thousands separators.
+func fmtCount(v float64) string {
+	s := strconv.FormatInt(int64(v+0.5), 10)
+	var b strings.Builder
+	for i, c := range s {
+		if i > 0 && (len(s)-i)%3 == 0 {
+			b.WriteByte(',')
+		}
+		b.WriteRune(c)
+	}
+	return b.String()
+}
+
+func fmtRatio(v float64) string {
+	switch {
+	case v >= 100:
+		return strconv.FormatFloat(v, 'f', 0, 64)
+	case v >= 10:
+		return strconv.FormatFloat(v, 'f', 1, 64)
+	}
+	return strconv.FormatFloat(v, 'f', 2, 64)
+}
+
+// fmtMicros prints a latency with three significant digits.
+func fmtMicros(us float64) string {
+	switch {
+	case us <= 0:
+		return "-"
+	case us < 1000:
+		return strconv.FormatFloat(us, 'f', sigDecimals(us), 64) + "µs"
+	case us < 1e6:
+		ms := us / 1000
+		return strconv.FormatFloat(ms, 'f', sigDecimals(ms), 64) + "ms"
+	}
+	s := us / 1e6
+	return strconv.FormatFloat(s, 'f', sigDecimals(s), 64) + "s"
+}
+
+func sigDecimals(v float64) int {
+	switch {
+	case v >= 100:
+		return 0
+	case v >= 10:
+		return 1
+	}
+	return 2
+}
+
+// progress shows one scenario: on a terminal a line redrawn in place with
+// \r, otherwise a plain line a second.
+type progress struct {
+	w        io.Writer
+	terminal bool
+	name     string
+	duration time.Duration
+	mu       sync.Mutex
+	start    time.Time
+}
+
+func newProgress(w io.Writer, terminal bool, name string, d time.Duration) *progress {
+	return &progress{w: w, terminal: terminal, name: name, duration: d}
+}
+
+func (p *progress) line(s string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.terminal {
+		fmt.Fprintf(p.w, "\r\033[K%s", s)
+	} else {
+		fmt.Fprintln(p.w, s)
+	}
+}
+
+func (p *progress) setup(what string) { p.line(fmt.Sprintf("scenario %s: %s", p.name, what)) }
+
+func (p *progress) fail(err error) {
+	p.line(fmt.Sprintf("scenario %s: failed: %v", p.name, err))
+	if p.terminal {
+		fmt.Fprintln(p.w)
+	}
+}
+
+func (p *progress) done(r Result) {
+	p.line(fmt.Sprintf("scenario %s: %.1fs %s pairs/s, p99 %s (done)", p.name, r.Seconds, fmtCount(r.PairsPerSec), fmtMicros(r.P99us)))
+	if p.terminal {
+		fmt.Fprintln(p.w)
+	}
+}
+
+// run shows the progress of pairs from start until the returned stop.
+func (p *progress) run(start time.Time, pairs *atomic.Int64) (stop func()) {
+	every := time.Second
+	if p.terminal {
+		every = 100 * time.Millisecond
+	}
+	quit := make(chan struct{})
+	finished := make(chan struct{})
+	go func() {
+		defer close(finished)
+		t := time.NewTicker(every)
+		defer t.Stop()
+		for {
+			select {
+			case <-quit:
+				return
+			case now := <-t.C:
+				el := now.Sub(start)
+				rate := float64(pairs.Load()) / el.Seconds()
+				if p.terminal {
+					p.line(fmt.Sprintf("%-20s %s %4.1fs/%.1fs %10s pairs/s", p.name, bar(el, p.duration, 30), el.Seconds(), p.duration.Seconds(), fmtCount(rate)))
+				} else {
+					p.line(fmt.Sprintf("scenario %s: %.1fs %s pairs/s", p.name, el.Seconds(), fmtCount(rate)))
+				}
+			}
+		}
+	}()
+	return func() {
+		close(quit)
+		<-finished
+	}
+}
+
+func bar(el, total time.Duration, width int) string {
+	n := width
+	if total > 0 && el < total {
+		n = int(float64(width) * float64(el) / float64(total))
+	}
+	return "[" + strings.Repeat("#", n) + strings.Repeat(".", width-n) + "]"
+}

@@ -1,0 +1,183 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/credits-dev/credits/bench"
+)
+
+// BenchCommand runs `credits bench`: a bounded load on the engine, the HTTP
+// API and their references, printed as one table (see package bench).
+type BenchCommand struct {
+	Stdout, Stderr io.Writer
+	// Getenv reads CREDITS_ADMIN_KEY for --url (os.Getenv when nil).
+	Getenv func(string) string
+	// Terminal forces the progress display: nil detects it from Stdout.
+	Terminal *bool
+}
+
+// Run parses flags, runs the bench and prints the table (and with --json
+// writes it). An interrupted run prints the rows it finished.
+func (c *BenchCommand) Run(ctx context.Context, args []string) error {
+	if c.Getenv == nil {
+		c.Getenv = os.Getenv
+	}
+	fs := flag.NewFlagSet("credits bench", flag.ContinueOnError)
+	fs.SetOutput(c.Stderr)
+	cfg := bench.Config{}
+	fs.DurationVar(&cfg.Duration, "duration", 5*time.Second, "how long each scenario runs")
+	fs.IntVar(&cfg.Workers, "workers", 64, "concurrent callers (HTTP: keep-alive clients)")
+	fs.IntVar(&cfg.Workspaces, "workspaces", 10_000, "workspaces of the many shape")
+	shapes := fs.String("shapes", "many,hot", "load shapes: many (uniform over --workspaces), hot (one workspace)")
+	scenarios := fs.String("scenarios", "", "comma list of scenarios or prefixes (default: all available): "+strings.Join(bench.ScenarioNames([]string{bench.ShapeMany, bench.ShapeHot}), ", "))
+	fs.StringVar(&cfg.PostgresURL, "pg", "", "postgres:// URL: adds the PostgreSQL rows (each in a schema of its own, dropped afterwards)")
+	fs.StringVar(&cfg.ServerURL, "url", "", "run the HTTP rows against this running server (admin key from CREDITS_ADMIN_KEY; start it with --rate-limit 0) instead of starting one")
+	jsonFile := fs.String("json", "", "also write the figures as JSON to this file")
+	fs.IntVar(&cfg.MaxBatch, "batch", 0, "the in-process engine's MaxBatch (default: the engine's)")
+	fs.BoolVar(&cfg.Verify, "verify", false, "after each scenario, check that its store's balances and ledger add up")
+	if err := fs.Parse(args); err != nil {
+		return parseError(err)
+	}
+	if fs.NArg() > 0 {
+		return usageError{fmt.Sprintf("bench takes no arguments, got %q", fs.Args())}
+	}
+	if cfg.Duration <= 0 || cfg.Workers <= 0 || cfg.Workspaces <= 0 || cfg.MaxBatch < 0 {
+		return usageError{"--duration, --workers and --workspaces must be positive, --batch not negative"}
+	}
+	cfg.Shapes = splitList(*shapes)
+	cfg.Scenarios = splitList(*scenarios)
+	if cfg.ServerURL != "" {
+		cfg.AdminKey = c.Getenv("CREDITS_ADMIN_KEY")
+		if cfg.AdminKey == "" {
+			return usageError{"--url needs the server's admin key in CREDITS_ADMIN_KEY"}
+		}
+	}
+	cfg.StartServer = c.startServe
+	cfg.Progress = c.Stdout
+	if c.Terminal != nil {
+		cfg.Terminal = *c.Terminal
+	} else {
+		cfg.Terminal = isTerminal(c.Stdout)
+	}
+
+	rep, err := bench.Run(ctx, cfg)
+	var ue *bench.UsageError
+	if errors.As(err, &ue) {
+		return usageError{ue.Msg}
+	}
+	if rep != nil && len(rep.Results) > 0 {
+		fmt.Fprintln(c.Stdout)
+		if werr := rep.WriteTable(c.Stdout); werr != nil && err == nil {
+			err = werr
+		}
+		if *jsonFile != "" {
+			if werr := writeJSONFile(*jsonFile, rep); werr != nil && err == nil {
+				err = werr
+			}
+		}
+	}
+	return err
+}
+
+func splitList(s string) []string {
+	var out []string
+	for f := range strings.SplitSeq(s, ",") {
+		if f = strings.TrimSpace(f); f != "" {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+// isTerminal reports whether w is a character device (a terminal).
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	st, err := f.Stat()
+	return err == nil && st.Mode()&os.ModeCharDevice != 0
+}
+
+func writeJSONFile(path string, rep *bench.Report) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if err := rep.WriteJSON(f); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+// startServe runs `credits serve` in-process on a free local port, as the
+// command line would (flags and environment), for the HTTP rows.
+func (c *BenchCommand) startServe(ctx context.Context, p bench.ServerParams) (string, func() error, error) {
+	log := &lockedBuffer{}
+	// No rate limit: the bench is one credential making every request.
+	env := map[string]string{"CREDITS_ADMIN_KEY": p.AdminKey, "CREDITS_RATE_LIMIT": "0"}
+	cmd := &ServeCommand{Stdout: io.Discard, Stderr: log}
+	if err := cmd.ParseFlags([]string{"--addr", "127.0.0.1:0", "--db", p.DB, "--config", p.Config}, func(k string) string { return env[k] }); err != nil {
+		return "", nil, err
+	}
+	cmd.DrainTimeout = 10 * time.Second
+	ready := make(chan string, 1)
+	cmd.ReadyFunc = func(addr string) { ready <- addr }
+	sctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	done := make(chan error, 1)
+	go func() { done <- cmd.Run(sctx) }()
+	var once sync.Once
+	var stopErr error
+	stop := func() error {
+		once.Do(func() {
+			cancel()
+			if stopErr = <-done; stopErr != nil {
+				stopErr = fmt.Errorf("credits serve: %w\n%s", stopErr, log)
+			}
+		})
+		return stopErr
+	}
+	select {
+	case addr := <-ready:
+		return "http://" + addr, stop, nil
+	case err := <-done:
+		cancel()
+		if err == nil {
+			err = errors.New("stopped before listening")
+		}
+		return "", nil, fmt.Errorf("credits serve: %w\n%s", err, log)
+	case <-ctx.Done():
+		_ = stop()
+		return "", nil, ctx.Err()
+	}
+}
+
+// lockedBuffer keeps the in-process server's log, to show when it fails.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.b.Len() > 1<<20 {
+		return len(p), nil // enough to tell what went wrong
+	}
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
