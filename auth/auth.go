@@ -16,6 +16,7 @@ import (
 	"encoding/json"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/credits-dev/credits"
 )
@@ -66,9 +67,15 @@ const (
 // Authenticator checks secrets against a Store.
 type Authenticator struct {
 	store       Store
-	adminHashes [][]byte
+	adminHashes []adminHash
 	signingKey  []byte
 	now         func() time.Time
+}
+
+// adminHash is the hash of an admin key, valid until until (zero: always).
+type adminHash struct {
+	sum   []byte
+	until time.Time
 }
 
 // Options configure New.
@@ -79,7 +86,13 @@ type Options struct {
 	// ExtraAdminKeys stay valid beside AdminKey, for rotation without
 	// downtime.
 	ExtraAdminKeys []string
-	NowFunc        func() time.Time
+	// PreviousAdminKey is the admin key being rotated out
+	// (CREDITS_ADMIN_KEY_PREVIOUS): valid beside the current one until
+	// PreviousAdminKeyUntil, refused from then on. New refuses it without
+	// an expiry: an old key must not stay valid by oversight.
+	PreviousAdminKey      string
+	PreviousAdminKeyUntil time.Time
+	NowFunc               func() time.Time
 }
 
 // New prepares an Authenticator. When no admin key is configured and none was
@@ -91,8 +104,11 @@ func New(ctx context.Context, st Store, opts Options) (*Authenticator, string, e
 		a.now = time.Now
 	}
 	var generated string
+	if opts.PreviousAdminKey != "" && opts.PreviousAdminKeyUntil.IsZero() {
+		return nil, "", credits.Invalid("previous_admin_key_until", "a previous admin key needs the time until which it stays valid")
+	}
 	if opts.AdminKey != "" {
-		a.adminHashes = append(a.adminHashes, hash(opts.AdminKey))
+		a.adminHashes = append(a.adminHashes, adminHash{sum: hash(opts.AdminKey)})
 	} else {
 		candidate := prefixAdmin + randomString(32)
 		stored, err := st.PutSettingIfAbsent(ctx, settingAdminHash, hex.EncodeToString(hash(candidate)))
@@ -106,12 +122,15 @@ func New(ctx context.Context, st Store, opts Options) (*Authenticator, string, e
 		if subtle.ConstantTimeCompare(h, hash(candidate)) == 1 {
 			generated = candidate
 		}
-		a.adminHashes = append(a.adminHashes, h)
+		a.adminHashes = append(a.adminHashes, adminHash{sum: h})
 	}
 	for _, k := range opts.ExtraAdminKeys {
 		if k != "" {
-			a.adminHashes = append(a.adminHashes, hash(k))
+			a.adminHashes = append(a.adminHashes, adminHash{sum: hash(k)})
 		}
+	}
+	if opts.PreviousAdminKey != "" {
+		a.adminHashes = append(a.adminHashes, adminHash{sum: hash(opts.PreviousAdminKey), until: opts.PreviousAdminKeyUntil})
 	}
 	key, err := st.PutSettingIfAbsent(ctx, settingSigningKey, randomString(48))
 	if err != nil {
@@ -147,14 +166,10 @@ func (a *Authenticator) Authenticate(ctx context.Context, secret string) (Princi
 		return a.verifySession(secret)
 	}
 	h := hash(secret)
-	admin := 0
-	for _, ah := range a.adminHashes {
-		admin |= subtle.ConstantTimeCompare(h, ah)
-	}
-	if admin == 1 {
+	if a.isAdmin(h) {
 		return Principal{Kind: KindAdminKey, Scope: ScopeAdmin}, nil
 	}
-	k, err := a.store.APIKeyByHash(ctx, hex.EncodeToString(h))
+	k, err := a.store.LookupAPIKey(ctx, hex.EncodeToString(h))
 	if err != nil {
 		if credits.ErrorCode(err) == credits.CodeNotFound {
 			return Principal{}, unauthorized("the bearer secret is not valid")
@@ -166,6 +181,9 @@ func (a *Authenticator) Authenticate(ctx context.Context, secret string) (Princi
 	stored, _ := hex.DecodeString(k.Hash)
 	if subtle.ConstantTimeCompare(stored, h) != 1 {
 		return Principal{}, unauthorized("the bearer secret is not valid")
+	}
+	if k.RevokedAt != nil {
+		return Principal{}, unauthorized("the API key has been revoked")
 	}
 	return Principal{Kind: KindAPIKey, Scope: k.Scope, KeyID: k.ID}, nil
 }
@@ -202,6 +220,14 @@ type sessionClaims struct {
 func (a *Authenticator) IssueSession(workspaceID, memberID string, ttl time.Duration) (string, time.Time, error) {
 	if memberID == "" || len(memberID) > credits.MaxMemberID {
 		return "", time.Time{}, credits.Invalid("member_id", "member_id must be 1 to %d characters", credits.MaxMemberID)
+	}
+	// The claims are JSON, which would replace invalid UTF-8: the token
+	// would name another member than asked (found by FuzzAuthenticate).
+	if !utf8.ValidString(memberID) {
+		return "", time.Time{}, credits.Invalid("member_id", "member_id must be UTF-8 text")
+	}
+	if workspaceID == "" || !utf8.ValidString(workspaceID) {
+		return "", time.Time{}, credits.Invalid("workspace_id", "the workspace id must be UTF-8 text")
 	}
 	if ttl <= 0 || ttl > MaxSessionTTL {
 		return "", time.Time{}, credits.Invalid("ttl_seconds", "ttl_seconds must be an integer from 1 to %d", int(MaxSessionTTL.Seconds()))
@@ -240,5 +266,7 @@ func (a *Authenticator) verifySession(token string) (Principal, error) {
 	return Principal{Kind: KindSession, WorkspaceID: c.WorkspaceID, MemberID: c.MemberID}, nil
 }
 
-// APIKeys lists the API keys (never their secrets).
-func (a *Authenticator) APIKeys(ctx context.Context) ([]APIKey, error) { return a.store.APIKeys(ctx) }
+// APIKeys lists the API keys (never their secrets), revoked ones included.
+func (a *Authenticator) APIKeys(ctx context.Context) ([]APIKey, error) {
+	return a.store.ListAPIKeys(ctx)
+}

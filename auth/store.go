@@ -11,7 +11,10 @@ type APIKey struct {
 	Name      string    `json:"name"`
 	Scope     string    `json:"scope"`
 	CreatedAt time.Time `json:"created_at"`
-	Hash      string    `json:"-"`
+	// RevokedAt is when the key was revoked (DELETE /v1/api-keys/{id});
+	// nil while it is valid.
+	RevokedAt *time.Time `json:"revoked_at"`
+	Hash      string     `json:"-"`
 }
 
 // Store keeps API keys and the server's settings (the admin key's hash, the
@@ -24,8 +27,12 @@ type Store interface {
 	PutSettingIfAbsent(ctx context.Context, key, value string) (string, error)
 	SetSetting(ctx context.Context, key, value string) error
 	CreateAPIKey(ctx context.Context, k APIKey) error
-	// APIKeyByHash returns the key whose secret hashes to hash, or an
-	// error with code not_found.
-	APIKeyByHash(ctx context.Context, hash string) (APIKey, error)
-	APIKeys(ctx context.Context) ([]APIKey, error)
+	// LookupAPIKey returns the key whose secret hashes to hash, revoked or
+	// not (RevokedAt says), or an error with code not_found.
+	LookupAPIKey(ctx context.Context, hash string) (APIKey, error)
+	// ListAPIKeys lists every key, revoked ones included, oldest first.
+	ListAPIKeys(ctx context.Context) ([]APIKey, error)
+	// RevokeAPIKey sets a key's RevokedAt to at unless it is set, and
+	// returns the key as stored; an unknown id is not_found.
+	RevokeAPIKey(ctx context.Context, id string, at time.Time) (APIKey, error)
 }

@@ -30,6 +30,15 @@ type Config struct {
 	// KeepAlive is how often an idle balance stream gets a comment line
 	// (default 15 s; the contract asks for at least every 30 s).
 	KeepAlive time.Duration
+	// RateLimit limits requests per credential (zero: no limits); see
+	// ratelimit.go.
+	RateLimit RateLimit
+	// MaxStreamsPerWorkspace caps a workspace's open balance streams
+	// (0: DefaultMaxStreamsPerWorkspace; negative: no cap).
+	MaxStreamsPerWorkspace int
+	// WriteTimeout bounds each write of a response (0: none); see
+	// ratelimit_deadline.go.
+	WriteTimeout time.Duration
 }
 
 // Server is the HTTP API.
@@ -44,6 +53,10 @@ type Server struct {
 	// streams ends every balance stream when the server drains.
 	streams    context.Context
 	endStreams context.CancelFunc
+	// Abuse limits (ratelimit*.go).
+	limits       *limiter
+	streamCap    *streamCap
+	writeTimeout time.Duration
 }
 
 // Access says who may call a route.
@@ -61,7 +74,8 @@ const (
 
 // New builds the API's handler.
 func New(cfg Config) *Server {
-	s := &Server{engine: cfg.Engine, auth: cfg.Auth, ai: cfg.AI, log: cfg.Logger, mux: http.NewServeMux(), keepAlive: cfg.KeepAlive}
+	s := &Server{engine: cfg.Engine, auth: cfg.Auth, ai: cfg.AI, log: cfg.Logger, mux: http.NewServeMux(), keepAlive: cfg.KeepAlive,
+		limits: newLimiter(cfg.RateLimit), streamCap: newStreamCap(cfg.MaxStreamsPerWorkspace), writeTimeout: cfg.WriteTimeout}
 	if s.log == nil {
 		s.log = slog.Default()
 	}
@@ -75,12 +89,13 @@ func New(cfg Config) *Server {
 	s.route("POST /v1/estimate", public, s.estimate)
 	s.route("POST /v1/api-keys", admin, s.createAPIKey)
 	s.route("GET /v1/api-keys", admin, s.listAPIKeys)
+	s.route("DELETE /v1/api-keys/{id}", admin, s.revokeAPIKey)
 	s.route("POST /v1/workspaces", admin, s.createWorkspace)
 	// A session token is valid only for its workspace's balance, balance
 	// stream, ledger and charges (contract, Auth): not the workspace itself.
 	s.route("GET /v1/workspaces/{id}", keyReader, s.getWorkspace)
 	s.route("GET /v1/workspaces/{id}/balance", reader, s.balance)
-	s.route("GET /v1/workspaces/{id}/balance/stream", reader, s.balanceStream)
+	s.route("GET /v1/workspaces/{id}/balance/stream", reader, s.capStreams(s.balanceStream))
 	s.route("POST /v1/workspaces/{id}/session-tokens", issuer, s.createSessionToken)
 	s.route("POST /v1/workspaces/{id}/charges", operator, s.createCharge)
 	s.route("PUT /v1/workspaces/{id}/plan", admin, s.changePlan)
@@ -128,6 +143,8 @@ func (s *Server) route(pattern string, a Access, h any) {
 	switch h := h.(type) {
 	case func(http.ResponseWriter, *http.Request) error:
 		fn = h
+	case handlerFunc:
+		fn = h
 	case http.HandlerFunc:
 		fn = func(w http.ResponseWriter, r *http.Request) error { h(w, r); return nil }
 	case func(http.ResponseWriter, *http.Request):
@@ -136,9 +153,16 @@ func (s *Server) route(pattern string, a Access, h any) {
 		panic("httpapi: bad handler for " + pattern)
 	}
 	s.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
+		var p auth.Principal
+		var authErr error
 		if a != public {
-			p, err := s.authenticate(r)
-			if err != nil {
+			p, authErr = s.authenticate(r)
+		}
+		if s.rateLimited(w, r, p, a != public && authErr == nil) {
+			return
+		}
+		if a != public {
+			if err := authErr; err != nil {
 				w.Header().Set("WWW-Authenticate", `Bearer realm="credits"`)
 				writeProblem(w, r, s.log, err)
 				return
@@ -220,7 +244,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	id := requestID()
 	w.Header().Set("Request-Id", id)
 	start := time.Now()
-	rec := &statusRecorder{ResponseWriter: w}
+	rec := &statusRecorder{ResponseWriter: s.withWriteDeadline(w)}
 	defer func() {
 		if v := recover(); v != nil {
 			s.log.Error("panic", "request_id", id, "panic", v, "stack", string(debug.Stack()))

@@ -30,7 +30,7 @@ var (
 )
 
 // migrations are applied in order; each runs once, in its own transaction.
-var migrations = []string{schemaV1, schemaV2}
+var migrations = []string{schemaV1, schemaV2, schemaV3}
 
 // Store is the SQLite store. It implements ledger.Store and auth.Store.
 type Store struct {

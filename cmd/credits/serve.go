@@ -7,8 +7,10 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
@@ -28,6 +30,13 @@ type ServeCommand struct {
 	Config   string
 	Demo     bool
 	AdminKey string
+	// PreviousAdminKey stays valid beside AdminKey until
+	// PreviousAdminKeyUntil (CREDITS_ADMIN_KEY_PREVIOUS, …_UNTIL): key
+	// rotation without downtime.
+	PreviousAdminKey      string
+	PreviousAdminKeyUntil time.Time
+	// Limits are the abuse limits: rates, stream cap, timeouts.
+	Limits Limits
 	// AI configures the AI operations' provider (CREDITS_AI_*).
 	AI AIConfig
 	// DrainTimeout bounds the graceful shutdown (30 s).
@@ -49,14 +58,44 @@ func (c *ServeCommand) ParseFlags(args []string, getenv func(string) string) err
 	fs.StringVar(&c.DB, "db", envOr(getenv, "CREDITS_DB", "credits.db"), "SQLite file path, or a postgres:// URL (CREDITS_DB)")
 	fs.StringVar(&c.Config, "config", getenv("CREDITS_CONFIG"), "YAML file with the catalog and plans (CREDITS_CONFIG)")
 	fs.BoolVar(&c.Demo, "demo", getenv("CREDITS_DEMO") == "1" || getenv("CREDITS_DEMO") == "true", "seed demo workspaces and serve the demo page at / (CREDITS_DEMO)")
+	lf := c.Limits.flags(fs, getenv)
 	if err := fs.Parse(args); err != nil {
 		return parseError(err)
 	}
 	if fs.NArg() > 0 {
 		return usageError{fmt.Sprintf("serve takes no arguments, got %q", fs.Args())}
 	}
+	if err := c.Limits.parse(lf); err != nil {
+		return err
+	}
 	c.AdminKey = getenv("CREDITS_ADMIN_KEY")
+	if err := c.parseRotation(getenv); err != nil {
+		return err
+	}
 	return c.AI.parse(getenv)
+}
+
+// parseRotation reads the previous admin key and its expiry. The expiry is
+// required: a previous key valid for ever would be a rotation never done.
+func (c *ServeCommand) parseRotation(getenv func(string) string) error {
+	c.PreviousAdminKey = getenv("CREDITS_ADMIN_KEY_PREVIOUS")
+	until := getenv("CREDITS_ADMIN_KEY_PREVIOUS_UNTIL")
+	switch {
+	case c.PreviousAdminKey == "" && until == "":
+		return nil
+	case c.PreviousAdminKey == "":
+		return usageError{"CREDITS_ADMIN_KEY_PREVIOUS_UNTIL is set without CREDITS_ADMIN_KEY_PREVIOUS"}
+	case until == "":
+		return usageError{"CREDITS_ADMIN_KEY_PREVIOUS needs CREDITS_ADMIN_KEY_PREVIOUS_UNTIL: the RFC 3339 time until which the previous key stays valid, like 2025-07-01T00:00:00Z"}
+	case c.PreviousAdminKey == c.AdminKey:
+		return usageError{"CREDITS_ADMIN_KEY_PREVIOUS is the same as CREDITS_ADMIN_KEY"}
+	}
+	t, err := time.Parse(time.RFC3339, until)
+	if err != nil {
+		return usageError{fmt.Sprintf("CREDITS_ADMIN_KEY_PREVIOUS_UNTIL=%q: give an RFC 3339 time, like 2025-07-01T00:00:00Z", until)}
+	}
+	c.PreviousAdminKeyUntil = t
+	return nil
 }
 
 // Run serves until ctx is done, then stops accepting, finishes in-flight
@@ -66,6 +105,7 @@ func (c *ServeCommand) Run(ctx context.Context) error {
 	if c.DrainTimeout <= 0 {
 		c.DrainTimeout = 30 * time.Second
 	}
+	c.Limits = c.Limits.withDefaults()
 	cat := credits.DefaultCatalog()
 	if c.Config != "" {
 		var err error
@@ -95,9 +135,17 @@ func (c *ServeCommand) Run(ctx context.Context) error {
 		return err
 	}
 	defer engine.Close()
-	authn, generated, err := auth.New(ctx, st, auth.Options{AdminKey: c.AdminKey})
+	authn, generated, err := auth.New(ctx, st, auth.Options{AdminKey: c.AdminKey,
+		PreviousAdminKey: c.PreviousAdminKey, PreviousAdminKeyUntil: c.PreviousAdminKeyUntil})
 	if err != nil {
 		return err
+	}
+	if c.PreviousAdminKey != "" {
+		if time.Now().Before(c.PreviousAdminKeyUntil) {
+			log.Info("the previous admin key stays valid until its expiry", "until", c.PreviousAdminKeyUntil.UTC().Format(time.RFC3339))
+		} else {
+			log.Warn("the previous admin key has expired and is refused; unset CREDITS_ADMIN_KEY_PREVIOUS", "until", c.PreviousAdminKeyUntil.UTC().Format(time.RFC3339))
+		}
 	}
 	if generated != "" {
 		log.Warn("generated the admin key; it is shown only this once, only its hash is stored", "admin_key", generated)
@@ -108,7 +156,9 @@ func (c *ServeCommand) Run(ctx context.Context) error {
 	}
 	gateway := ai.NewGateway(ai.GatewayConfig{Engine: engine, Provider: provider, Store: st, Timeout: c.AI.Timeout, Logger: log})
 	log.Info("AI provider", "provider", provider.Name(), "timeout", c.AI.Timeout)
-	api := httpapi.New(httpapi.Config{Engine: engine, Auth: authn, AI: gateway, Logger: log})
+	api := httpapi.New(httpapi.Config{Engine: engine, Auth: authn, AI: gateway, Logger: log,
+		RateLimit: c.Limits.rateLimit(), MaxStreamsPerWorkspace: c.Limits.MaxStreams, WriteTimeout: c.Limits.WriteTimeout})
+	log.Info("abuse limits", c.Limits.logAttrs()...)
 	if c.Demo {
 		ids, err := seedDemo(ctx, engine)
 		if err != nil {
@@ -122,12 +172,14 @@ func (c *ServeCommand) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	// WriteTimeout stays 0: it would end every balance stream. Each
+	// response has its own write deadline instead (Limits.WriteTimeout).
 	srv := &http.Server{
 		Handler:           api,
-		ReadHeaderTimeout: 10 * time.Second,
-		ReadTimeout:       30 * time.Second,
-		IdleTimeout:       120 * time.Second,
-		MaxHeaderBytes:    64 << 10,
+		ReadHeaderTimeout: c.Limits.ReadHeaderTimeout,
+		ReadTimeout:       c.Limits.ReadTimeout,
+		IdleTimeout:       c.Limits.IdleTimeout,
+		MaxHeaderBytes:    maxHeaderBytes,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
 	addr := ln.Addr().String()
@@ -170,4 +222,161 @@ func seedDemo(ctx context.Context, e *ledger.Engine) ([]string, error) {
 		ids = append(ids, id)
 	}
 	return ids, nil
+}
+
+// maxHeaderBytes bounds a request's headers (64 KiB); more gets 431.
+const maxHeaderBytes = 64 << 10
+
+// Limits are the abuse limits of `credits serve`. Zero timeouts and a zero
+// stream cap take the defaults; a zero Rate is no rate limit.
+type Limits struct {
+	// Rate is the requests per second each credential (admin key, API
+	// key, session, client IP without one) may make; 0 turns limits off.
+	Rate float64
+	// Burst is how many requests a credential may make at once.
+	Burst int
+	// MaxStreams caps the open balance streams of one workspace (per
+	// instance); negative: no cap.
+	MaxStreams int
+	// ReadHeaderTimeout bounds reading a request's headers (and how long a
+	// new connection may stay silent), ReadTimeout the whole request,
+	// WriteTimeout each write of an answer (a client that stops reading is
+	// cut off), IdleTimeout an idle kept-alive connection.
+	ReadHeaderTimeout, ReadTimeout, WriteTimeout, IdleTimeout time.Duration
+}
+
+// Defaults of the abuse limits: generous for one builder's backend on one
+// key, low enough that one caller cannot take the service.
+const (
+	defaultRateLimit         = "1000/s"
+	defaultMaxStreams        = httpapi.DefaultMaxStreamsPerWorkspace
+	defaultReadHeaderTimeout = 10 * time.Second
+	defaultReadTimeout       = 30 * time.Second
+	defaultWriteTimeout      = 30 * time.Second
+	defaultIdleTimeout       = 120 * time.Second
+)
+
+// limitFlags are the abuse-limit flags as given, parsed after fs.Parse so
+// that an environment value and a flag are checked alike.
+type limitFlags struct {
+	rate, burst, streams          string
+	readHeader, read, write, idle string
+}
+
+// flags declares the abuse-limit flags, with the environment as defaults.
+func (l *Limits) flags(fs *flag.FlagSet, getenv func(string) string) *limitFlags {
+	f := &limitFlags{}
+	fs.StringVar(&f.rate, "rate-limit", envOr(getenv, "CREDITS_RATE_LIMIT", defaultRateLimit), "requests per credential: N/s, N/m or N/h; 0 turns limits off (CREDITS_RATE_LIMIT)")
+	fs.StringVar(&f.burst, "rate-burst", getenv("CREDITS_RATE_BURST"), "requests a credential may make at once (CREDITS_RATE_BURST; default twice the per-second rate)")
+	fs.StringVar(&f.streams, "max-streams", envOr(getenv, "CREDITS_MAX_STREAMS", strconv.Itoa(defaultMaxStreams)), "open balance streams per workspace; 0: no cap (CREDITS_MAX_STREAMS)")
+	fs.StringVar(&f.readHeader, "read-header-timeout", envOr(getenv, "CREDITS_READ_HEADER_TIMEOUT", defaultReadHeaderTimeout.String()), "time to read a request's headers (CREDITS_READ_HEADER_TIMEOUT)")
+	fs.StringVar(&f.read, "read-timeout", envOr(getenv, "CREDITS_READ_TIMEOUT", defaultReadTimeout.String()), "time to read a whole request (CREDITS_READ_TIMEOUT)")
+	fs.StringVar(&f.write, "write-timeout", envOr(getenv, "CREDITS_WRITE_TIMEOUT", defaultWriteTimeout.String()), "time for each write of an answer (CREDITS_WRITE_TIMEOUT)")
+	fs.StringVar(&f.idle, "idle-timeout", envOr(getenv, "CREDITS_IDLE_TIMEOUT", defaultIdleTimeout.String()), "time an idle connection stays open (CREDITS_IDLE_TIMEOUT)")
+	return f
+}
+
+// parse checks the abuse-limit flags and fills l.
+func (l *Limits) parse(f *limitFlags) error {
+	rate, err := parseRate(f.rate)
+	if err != nil {
+		return usageError{fmt.Sprintf("--rate-limit (CREDITS_RATE_LIMIT) %q: %v", f.rate, err)}
+	}
+	l.Rate = rate
+	l.Burst = max(1, int(math.Ceil(2*rate)))
+	if f.burst != "" {
+		n, err := strconv.Atoi(f.burst)
+		if err != nil || n < 1 || n > 1_000_000 {
+			return usageError{fmt.Sprintf("--rate-burst (CREDITS_RATE_BURST) %q: give a whole number from 1 to 1000000", f.burst)}
+		}
+		l.Burst = n
+	}
+	n, err := strconv.Atoi(f.streams)
+	if err != nil || n < 0 {
+		return usageError{fmt.Sprintf("--max-streams (CREDITS_MAX_STREAMS) %q: give a whole number, 0 for no cap", f.streams)}
+	}
+	l.MaxStreams = n
+	if n == 0 {
+		l.MaxStreams = -1
+	}
+	for _, d := range []struct {
+		name, env, value string
+		to               *time.Duration
+	}{
+		{"--read-header-timeout", "CREDITS_READ_HEADER_TIMEOUT", f.readHeader, &l.ReadHeaderTimeout},
+		{"--read-timeout", "CREDITS_READ_TIMEOUT", f.read, &l.ReadTimeout},
+		{"--write-timeout", "CREDITS_WRITE_TIMEOUT", f.write, &l.WriteTimeout},
+		{"--idle-timeout", "CREDITS_IDLE_TIMEOUT", f.idle, &l.IdleTimeout},
+	} {
+		v, err := time.ParseDuration(d.value)
+		if err != nil || v <= 0 || v > 24*time.Hour {
+			return usageError{fmt.Sprintf("%s (%s) %q: give a duration like 30s, above 0 and at most 24h", d.name, d.env, d.value)}
+		}
+		*d.to = v
+	}
+	return nil
+}
+
+// parseRate reads "N/s", "N/m" or "N/h" (N may have a fraction) into
+// requests per second; "0" (or "off") is no limit.
+func parseRate(s string) (float64, error) {
+	if s == "0" || s == "off" {
+		return 0, nil
+	}
+	num, unit, ok := strings.Cut(s, "/")
+	if !ok {
+		return 0, errors.New(`give a rate like 100/s, 6000/m or 50000/h, or 0 for no limit`)
+	}
+	n, err := strconv.ParseFloat(num, 64)
+	if err != nil || n <= 0 || math.IsInf(n, 0) || n > 1e9 {
+		return 0, errors.New(`the count must be a number above 0, like 100/s`)
+	}
+	switch unit {
+	case "s":
+		return n, nil
+	case "m":
+		return n / 60, nil
+	case "h":
+		return n / 3600, nil
+	}
+	return 0, fmt.Errorf("unknown unit %q: use s, m or h", unit)
+}
+
+// withDefaults fills zero timeouts and the stream cap with the defaults.
+func (l Limits) withDefaults() Limits {
+	for _, d := range []struct {
+		v   *time.Duration
+		def time.Duration
+	}{
+		{&l.ReadHeaderTimeout, defaultReadHeaderTimeout},
+		{&l.ReadTimeout, defaultReadTimeout},
+		{&l.WriteTimeout, defaultWriteTimeout},
+		{&l.IdleTimeout, defaultIdleTimeout},
+	} {
+		if *d.v <= 0 {
+			*d.v = d.def
+		}
+	}
+	if l.MaxStreams == 0 {
+		l.MaxStreams = defaultMaxStreams
+	}
+	return l
+}
+
+func (l Limits) rateLimit() httpapi.RateLimit {
+	return httpapi.RateLimit{Rate: l.Rate, Burst: l.Burst}
+}
+
+func (l Limits) logAttrs() []any {
+	rate := "off"
+	if l.Rate > 0 {
+		rate = strconv.FormatFloat(l.Rate, 'f', -1, 64) + "/s"
+	}
+	streams := "no cap"
+	if l.MaxStreams > 0 {
+		streams = strconv.Itoa(l.MaxStreams)
+	}
+	return []any{"rate_limit", rate, "burst", l.Burst, "max_streams_per_workspace", streams,
+		"read_header_timeout", l.ReadHeaderTimeout, "read_timeout", l.ReadTimeout,
+		"write_timeout", l.WriteTimeout, "idle_timeout", l.IdleTimeout}
 }
