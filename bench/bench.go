@@ -354,6 +354,7 @@ func (r *Report) finish() {
 		}
 	}
 	r.PeakRSS = PeakRSS()
+	r.Machine.LoadAvg1m = loadAvg1m()
 }
 
 func newRunID() string {
@@ -409,11 +410,12 @@ func runScenario(ctx context.Context, cfg *Config, s scenario, tmp, run string) 
 	if s.shape == ShapeMany {
 		n = cfg.Workspaces
 	}
-	if s.kind == "noop" {
-		n = cfg.Workspaces
-	}
 	ids := workspaceIDs(run+"-"+strings.ReplaceAll(s.name, "/", "-"), n)
-	p.setup(fmt.Sprintf("creating %d workspace(s)", n))
+	if s.kind == "noop" {
+		p.setup("starting the no-op handler")
+	} else {
+		p.setup(fmt.Sprintf("creating %d workspace(s)", n))
+	}
 	t, err := newTarget(ctx, cfg, s, tmp, ids)
 	if err != nil {
 		p.fail(err)

@@ -120,6 +120,11 @@ func checkReport(t *testing.T, rep *Report, want []string) {
 	if len(lines) < len(want)+3 || !strings.Contains(lines[0], "pairs/s") || !strings.Contains(lines[0], "p99.9") {
 		t.Fatalf("table:\n%s", table.String())
 	}
+	for _, line := range lines {
+		if strings.HasSuffix(line, " ") {
+			t.Errorf("table line %q ends in spaces", line)
+		}
+	}
 	for i, name := range want {
 		line := lines[i+1]
 		if !strings.HasPrefix(strings.TrimSpace(line), name+" ") {

@@ -88,6 +88,14 @@ func newHTTPTarget(ctx context.Context, cfg *Config, s scenario, tmp string, ids
 	if err != nil {
 		return nil, fmt.Errorf("creating workspaces: %w", err)
 	}
+	// Pairs go with a service API key, as a builder's backend sends them
+	// (the admin key is for provisioning).
+	k, err := t.c.CreateAPIKey(ctx, "credits bench "+s.name, "service")
+	if err != nil {
+		return nil, fmt.Errorf("creating a service API key: %w", err)
+	}
+	t.tr.CloseIdleConnections()
+	t.c, t.tr = newHTTPClient(base, k.Secret, cfg.Workers)
 	return t, nil
 }
 

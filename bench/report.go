@@ -23,6 +23,9 @@ type Machine struct {
 	OS       string `json:"os"`
 	Arch     string `json:"arch"`
 	Go       string `json:"go"`
+	// LoadAvg1m is the 1-minute load average when the run ended (Linux):
+	// other work on the machine skews the figures.
+	LoadAvg1m float64 `json:"load_avg_1m,omitempty"`
 }
 
 // ReadMachine describes this machine (the CPU model from /proc/cpuinfo on
@@ -41,6 +44,20 @@ func ReadMachine() Machine {
 		}
 	}
 	return m
+}
+
+// loadAvg1m reads the 1-minute load average, or 0.
+func loadAvg1m() float64 {
+	data, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return 0
+	}
+	f := strings.Fields(string(data))
+	if len(f) == 0 {
+		return 0
+	}
+	v, _ := strconv.ParseFloat(f[0], 64)
+	return v
 }
 
 // PeakRSS is the process's peak resident memory in bytes (VmHWM in
@@ -98,7 +115,8 @@ func (r *Report) WriteTable(w io.Writer) error {
 			left[c] = max(left[c], utf8.RuneCountInString(row[c]))
 		}
 	}
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	var buf strings.Builder
+	tw := tabwriter.NewWriter(&buf, 0, 0, 2, ' ', tabwriter.AlignRight)
 	for _, row := range rows {
 		for c, width := range left {
 			row[c] = fmt.Sprintf("%-*s", width, row[c])
@@ -107,6 +125,13 @@ func (r *Report) WriteTable(w io.Writer) error {
 	}
 	if err := tw.Flush(); err != nil {
 		return err
+	}
+	// The right alignment pads the first column by 2 and leaves the last
+	// one's padding at the ends of the lines: trim both.
+	for line := range strings.SplitSeq(strings.TrimSuffix(buf.String(), "\n"), "\n") {
+		if _, err := fmt.Fprintln(w, strings.TrimRight(strings.TrimPrefix(line, "  "), " ")); err != nil {
+			return err
+		}
 	}
 	for _, res := range r.Results {
 		if res.Errors > 0 {
@@ -122,7 +147,11 @@ func (r *Report) WriteTable(w io.Writer) error {
 	if model == "" {
 		model = "unknown CPU"
 	}
-	fmt.Fprintf(w, "peak resident memory %s (VmHWM); machine: %d CPUs, %s/%s, %s, %s\n", rss, m.CPUs, m.OS, m.Arch, model, m.Go)
+	load := ""
+	if m.LoadAvg1m > 0 {
+		load = fmt.Sprintf(", load average %.2f at the end", m.LoadAvg1m)
+	}
+	fmt.Fprintf(w, "peak resident memory %s (VmHWM); machine: %d CPUs, %s/%s, %s, %s%s\n", rss, m.CPUs, m.OS, m.Arch, model, m.Go, load)
 	batch := "engine default"
 	if r.MaxBatch > 0 {
 		batch = strconv.Itoa(r.MaxBatch)
