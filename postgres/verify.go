@@ -1,0 +1,169 @@
+package postgres
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/credits-dev/credits"
+	"github.com/credits-dev/credits/ledger"
+)
+
+// The read side of ledger.Verify: each workspace is read in one REPEATABLE
+// READ, READ ONLY transaction (one snapshot; the instances go on writing),
+// its rows fetched page by page from server-side cursors. Ids are ordered
+// with COLLATE "C" (byte order), the order the verifier merges in.
+
+var _ ledger.VerifyStore = (*Store)(nil)
+
+// verifyPage is how many rows one FETCH returns.
+const verifyPage = 500
+
+// WorkspaceIDs returns up to limit workspace ids after after, in byte order.
+func (s *Store) WorkspaceIDs(ctx context.Context, after string, limit int) ([]string, error) {
+	rows, err := s.pool.Query(ctx, `SELECT id FROM workspaces WHERE id COLLATE "C" > $1 ORDER BY id COLLATE "C" LIMIT $2`, after, limit)
+	if err != nil {
+		return nil, err
+	}
+	return pgx.CollectRows(rows, pgx.RowTo[string])
+}
+
+// ReadWorkspace calls fn with a workspace's rows, read in one snapshot.
+func (s *Store) ReadWorkspace(ctx context.Context, id string, fn func(ledger.WorkspaceRows) error) error {
+	tx, err := s.pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback(context.Background()) //nolint:errcheck // read only
+	return fn(&workspaceRows{tx: tx, ws: id})
+}
+
+type workspaceRows struct {
+	tx      pgx.Tx
+	ws      string
+	cursors int
+}
+
+func (w *workspaceRows) CurrentCycle(ctx context.Context) (int, error) {
+	var n int
+	err := w.tx.QueryRow(ctx, `SELECT cycle FROM workspaces WHERE id = $1`, w.ws).Scan(&n)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return 0, credits.NotFound("workspace", w.ws)
+	}
+	return n, err
+}
+
+func (w *workspaceRows) Cycles(ctx context.Context) ([]credits.Cycle, error) {
+	rows, err := w.tx.Query(ctx, `SELECT n, start_at, end_at, granted, available, held, used, expired FROM cycles WHERE workspace_id = $1 ORDER BY n`, w.ws)
+	if err != nil {
+		return nil, err
+	}
+	return pgx.CollectRows(rows, func(row pgx.CollectableRow) (credits.Cycle, error) {
+		var c credits.Cycle
+		err := row.Scan(&c.N, &c.Start, &c.End, &c.Granted, &c.Available, &c.Held, &c.Used, &c.Expired)
+		c.Start, c.End = utc(c.Start), utc(c.End)
+		return c, err
+	})
+}
+
+const entryCols = `seq, workspace_id, cycle, at, type, amount, available_after, charge_id, operation, member_id, reason`
+
+func scanEntry(row pgx.Rows) (credits.Entry, error) {
+	var e credits.Entry
+	var charge, op, member, reason *string
+	if err := row.Scan(&e.Seq, &e.WorkspaceID, &e.Cycle, &e.At, &e.Type, &e.Amount, &e.AvailableAfter, &charge, &op, &member, &reason); err != nil {
+		return e, err
+	}
+	e.ID = "le_" + strconv.FormatInt(e.Seq, 10)
+	e.At = utc(e.At)
+	e.ChargeID, e.Operation, e.MemberID, e.Reason = deref(charge), deref(op), deref(member), deref(reason)
+	return e, nil
+}
+
+func (w *workspaceRows) Entries(ctx context.Context) (ledger.Stream[credits.Entry], error) {
+	return openCursor(ctx, w, scanEntry, `SELECT `+entryCols+` FROM entries WHERE workspace_id = $1 ORDER BY seq`, w.ws)
+}
+
+func (w *workspaceRows) ChargeEntries(ctx context.Context) (ledger.Stream[credits.Entry], error) {
+	return openCursor(ctx, w, scanEntry, `SELECT `+entryCols+` FROM entries WHERE workspace_id = $1 AND charge_id IS NOT NULL ORDER BY charge_id COLLATE "C", seq`, w.ws)
+}
+
+func (w *workspaceRows) Charges(ctx context.Context) (ledger.Stream[credits.Charge], error) {
+	scan := func(rows pgx.Rows) (credits.Charge, error) { return scanCharge(rows) }
+	return openCursor(ctx, w, scan, `SELECT `+chargeCols+` FROM charges WHERE workspace_id = $1 ORDER BY id COLLATE "C"`, w.ws)
+}
+
+func (w *workspaceRows) IdempotencyCharges(ctx context.Context) (ledger.Stream[ledger.IdemRecord], error) {
+	scan := func(rows pgx.Rows) (ledger.IdemRecord, error) {
+		var r ledger.IdemRecord
+		var result []byte
+		var created time.Time
+		var chargeID string
+		if err := rows.Scan(&r.WorkspaceID, &r.Key, &r.Fingerprint, &created, &result, &chargeID); err != nil {
+			return r, err
+		}
+		r.CreatedAt = utc(created)
+		if err := json.Unmarshal(result, &r.Result); err != nil {
+			return r, fmt.Errorf("idempotency key %q: %w", r.Key, err)
+		}
+		if r.Result.Charge == nil || r.Result.Charge.ID != chargeID {
+			return r, fmt.Errorf("idempotency key %q: unreadable answer", r.Key)
+		}
+		return r, nil
+	}
+	return openCursor(ctx, w, scan, `SELECT workspace_id, key, fingerprint, created_at, result, result->'charge'->>'id' AS charge_id
+		FROM idempotency WHERE workspace_id = $1 AND result->'charge'->>'id' IS NOT NULL
+		ORDER BY result->'charge'->>'id' COLLATE "C", key COLLATE "C"`, w.ws)
+}
+
+// cursor pages through a server-side cursor of the read transaction.
+type cursor[T any] struct {
+	tx   pgx.Tx
+	name string
+	scan func(pgx.Rows) (T, error)
+	done bool
+}
+
+func openCursor[T any](ctx context.Context, w *workspaceRows, scan func(pgx.Rows) (T, error), query string, args ...any) (ledger.Stream[T], error) {
+	w.cursors++
+	name := "credits_verify_" + strconv.Itoa(w.cursors)
+	if _, err := w.tx.Exec(ctx, `DECLARE `+name+` NO SCROLL CURSOR FOR `+query, args...); err != nil {
+		return nil, err
+	}
+	return &cursor[T]{tx: w.tx, name: name, scan: scan}, nil
+}
+
+func (c *cursor[T]) Next(ctx context.Context) ([]T, error) {
+	if c.done {
+		return nil, nil
+	}
+	rows, err := c.tx.Query(ctx, `FETCH FORWARD `+strconv.Itoa(verifyPage)+` FROM `+c.name)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []T
+	for rows.Next() {
+		x, err := c.scan(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, x)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	c.done = len(out) < verifyPage
+	return out, nil
+}
+
+func (c *cursor[T]) Close() error {
+	// The transaction's end closes it anyway; closing early frees it.
+	_, err := c.tx.Exec(context.Background(), `CLOSE `+c.name)
+	return err
+}
