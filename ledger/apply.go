@@ -31,7 +31,9 @@ type state struct {
 	nextAfter map[string]time.Time
 
 	newAccounts  map[string]bool
-	dirtyAcc     map[string]bool
+	newCharges   map[string]bool
+	dirtyAcc     map[string]bool // balance changed: its cycle row is written
+	dirtyWs      map[string]bool // workspace row changed too
 	dirtyCycles  map[CycleKey]bool
 	dirtyCharges map[string]bool
 	dirtyIdem    map[IdemKey]bool
@@ -49,7 +51,9 @@ func newState(now time.Time, cat *credits.Catalog, newID func(string) string) *s
 		due:          map[string][]*credits.Charge{},
 		nextAfter:    map[string]time.Time{},
 		newAccounts:  map[string]bool{},
+		newCharges:   map[string]bool{},
 		dirtyAcc:     map[string]bool{},
+		dirtyWs:      map[string]bool{},
 		dirtyCycles:  map[CycleKey]bool{},
 		dirtyCharges: map[string]bool{},
 		dirtyIdem:    map[IdemKey]bool{},
@@ -60,9 +64,10 @@ func newState(now time.Time, cat *credits.Catalog, newID func(string) string) *s
 func (s *state) changes() *Changes {
 	c := &Changes{Entries: s.entries}
 	for _, id := range sortedKeys(s.dirtyAcc) {
-		if s.newAccounts[id] {
+		switch {
+		case s.newAccounts[id]:
 			c.NewWorkspaces = append(c.NewWorkspaces, *s.accounts[id])
-		} else {
+		case s.dirtyWs[id]:
 			c.Accounts = append(c.Accounts, *s.accounts[id])
 		}
 		// An account's current cycle is always written with it.
@@ -83,7 +88,11 @@ func (s *state) changes() *Changes {
 		c.Cycles = append(c.Cycles, CycleRow{WorkspaceID: k.WorkspaceID, Cycle: *s.cycles[k]})
 	}
 	for _, id := range sortedKeys(s.dirtyCharges) {
-		c.Charges = append(c.Charges, *s.charges[id])
+		if s.newCharges[id] {
+			c.NewCharges = append(c.NewCharges, *s.charges[id])
+		} else {
+			c.Charges = append(c.Charges, *s.charges[id])
+		}
 	}
 	for k := range s.dirtyIdem {
 		c.Idempotency = append(c.Idempotency, *s.idem[k])
@@ -105,6 +114,13 @@ func sortedKeys(m map[string]bool) []string {
 	}
 	sort.Strings(out)
 	return out
+}
+
+// touchWs marks a workspace row (plan, pending plan, cycle, next expiry) as
+// changed, with its balance.
+func (s *state) touchWs(id string) {
+	s.dirtyWs[id] = true
+	s.dirtyAcc[id] = true
 }
 
 func (s *state) balance(a *Account) credits.Balance {
@@ -180,7 +196,7 @@ func (s *state) advance(a *Account) {
 		// expiry after now the load saw (holds made since are after it or
 		// lowered NextExpiry themselves).
 		a.NextExpiry = s.nextAfter[id]
-		s.dirtyAcc[id] = true
+		s.touchWs(id)
 	}
 }
 
@@ -204,6 +220,7 @@ func (s *state) reset(a *Account) {
 		a.Workspace.Plan = *a.Workspace.PendingPlan
 		a.Workspace.PendingPlan = nil
 	}
+	s.touchWs(a.Workspace.ID) // its cycle moves on
 	p, _ := s.cat.Plan(a.Workspace.Plan)
 	a.Cycle = newCycle(a.Workspace.CycleAnchor, old.N+1)
 	a.Cycle.Granted = p.MonthlyCredits
@@ -335,6 +352,7 @@ func (c *holdCmd) apply(s *state) result {
 		}
 		s.charges[ch.ID] = ch
 		s.dirtyCharges[ch.ID] = true
+		s.newCharges[ch.ID] = true
 		a.Cycle.Available -= c.cost
 		a.Cycle.Held += c.cost
 		s.entry(a, s.now, credits.EntryHold, -c.cost, ch)
@@ -342,6 +360,7 @@ func (c *holdCmd) apply(s *state) result {
 			s.finishHold(a, ch, credits.StatusCaptured, s.now)
 		} else if a.NextExpiry.IsZero() || ch.ExpiresAt.Before(a.NextExpiry) {
 			a.NextExpiry = ch.ExpiresAt
+			s.touchWs(a.Workspace.ID)
 		}
 		snap := *ch
 		b := s.balance(a)
@@ -413,7 +432,7 @@ func (c *changePlanCmd) apply(s *state) result {
 		// dropped.
 		if ws.PendingPlan != nil {
 			ws.PendingPlan = nil
-			s.dirtyAcc[ws.ID] = true
+			s.touchWs(ws.ID)
 		}
 	case s.cat.IsUpgrade(ws.Plan, c.plan):
 		cur, _ := s.cat.Plan(ws.Plan)
@@ -421,13 +440,14 @@ func (c *changePlanCmd) apply(s *state) result {
 		diff := next.MonthlyCredits - cur.MonthlyCredits
 		ws.Plan = c.plan
 		ws.PendingPlan = nil
+		s.touchWs(ws.ID)
 		a.Cycle.Granted += diff
 		a.Cycle.Available += diff
 		s.entry(a, s.now, credits.EntryUpgrade, diff, nil)
 	default:
 		p := c.plan
 		ws.PendingPlan = &p
-		s.dirtyAcc[ws.ID] = true
+		s.touchWs(ws.ID)
 	}
 	w := *ws
 	b := s.balance(a)

@@ -23,6 +23,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -42,6 +43,11 @@ type Options struct {
 	// SweepInterval is how often held charges past expiry are expired
 	// (default 1 s; negative disables the sweeper).
 	SweepInterval time.Duration
+	// CacheAccounts and CacheHolds bound the writer's memory of committed
+	// accounts and held charges on a single-writer store (default 100,000
+	// each).
+	CacheAccounts int
+	CacheHolds    int
 	Logger        *slog.Logger
 }
 
@@ -58,6 +64,11 @@ type Engine struct {
 	stopped chan struct{}
 	sweeper chan struct{}
 	once    sync.Once
+
+	batches, commands atomic.Int64
+	// cache is what this process committed, when it is the store's only
+	// writer; nil otherwise.
+	cache *cache
 
 	// listening: the store announces changes (many writers); balances are
 	// published from those announcements only.
@@ -104,6 +115,12 @@ func New(store Store, cat credits.Catalog, opts Options) (*Engine, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
+	if opts.CacheAccounts <= 0 {
+		opts.CacheAccounts = 100_000
+	}
+	if opts.CacheHolds <= 0 {
+		opts.CacheHolds = 100_000
+	}
 	e := &Engine{
 		store: store, cat: cat, opts: opts, log: opts.Logger,
 		broker:  newBroker(),
@@ -111,6 +128,9 @@ func New(store Store, cat credits.Catalog, opts Options) (*Engine, error) {
 		stop:    make(chan struct{}),
 		stopped: make(chan struct{}),
 		sweeper: make(chan struct{}),
+	}
+	if sw, ok := store.(SingleWriter); ok && sw.SingleWriter() {
+		e.cache = newCache(opts.CacheAccounts, opts.CacheHolds)
 	}
 	go e.run()
 	if l, ok := store.(Listener); ok {
@@ -507,4 +527,15 @@ func newID(prefix string) string {
 	var b [16]byte
 	_, _ = rand.Read(b[:]) // never fails (crypto/rand)
 	return prefix + idEncoding.EncodeToString(b[:])
+}
+
+// Stats counts the writer's work since the engine started.
+type Stats struct {
+	Batches  int64 // transactions committed (or failed)
+	Commands int64 // commands applied
+}
+
+// Stats returns the writer's counters: Commands/Batches is the mean batch.
+func (e *Engine) Stats() Stats {
+	return Stats{Batches: e.batches.Load(), Commands: e.commands.Load()}
 }

@@ -68,7 +68,8 @@ type Changes struct {
 	NewWorkspaces []Account // inserted (workspace row and its first cycle)
 	Accounts      []Account // workspace rows updated (plan, pending plan, cycle, next expiry)
 	Cycles        []CycleRow
-	Charges       []credits.Charge // inserted or updated by id
+	NewCharges    []credits.Charge // inserted
+	Charges       []credits.Charge // finished: status and finalized_at updated
 	Entries       []credits.Entry  // appended; the store assigns Seq and ID
 	Idempotency   []IdemRecord     // inserted or replaced
 }
@@ -76,7 +77,7 @@ type Changes struct {
 // Empty reports whether there is nothing to write.
 func (c *Changes) Empty() bool {
 	return len(c.NewWorkspaces) == 0 && len(c.Accounts) == 0 && len(c.Cycles) == 0 &&
-		len(c.Charges) == 0 && len(c.Entries) == 0 && len(c.Idempotency) == 0
+		len(c.NewCharges) == 0 && len(c.Charges) == 0 && len(c.Entries) == 0 && len(c.Idempotency) == 0
 }
 
 // Store is the storage the engine needs. Writes go through Tx only, from the

@@ -49,6 +49,8 @@ func (e *Engine) run() {
 var errUnavailable = &credits.Error{Code: credits.CodeUnavailable, Message: "the store is unavailable; nothing was charged"}
 
 func (e *Engine) commit(batch []request) {
+	e.batches.Add(1)
+	e.commands.Add(int64(len(batch)))
 	results, changed, err := e.safeRunBatch(batch)
 	if err != nil {
 		e.log.Error("batch failed; nothing of it was committed", "commands", len(batch), "err", err)
@@ -103,10 +105,15 @@ func (e *Engine) runBatch(batch []request) ([]result, []credits.Balance, error) 
 		return results, nil, nil
 	}
 	if err := tx.Write(ctx, ch); err != nil {
+		e.forget(s)
 		return nil, nil, err
 	}
 	if err := tx.Commit(); err != nil {
+		e.forget(s)
 		return nil, nil, err
+	}
+	if e.cache != nil {
+		e.cache.committed(s)
 	}
 	var changed []credits.Balance
 	for _, id := range sortedKeys(s.dirtyAcc) {
@@ -139,6 +146,7 @@ func (e *Engine) load(ctx context.Context, tx Tx, s *state, batch []request) err
 			return errors.New("ledger: unknown command")
 		}
 	}
+	chargeIDs = e.cachedCharges(s, chargeIDs)
 	if len(chargeIDs) > 0 {
 		// A first read, only to learn which workspaces to lock.
 		chs, err := tx.Charges(ctx, chargeIDs)
@@ -149,14 +157,24 @@ func (e *Engine) load(ctx context.Context, tx Tx, s *state, batch []request) err
 			wsSet[c.WorkspaceID] = true
 		}
 	}
+	for _, c := range s.charges {
+		wsSet[c.WorkspaceID] = true
+	}
 	ids := make([]string, 0, len(wsSet))
 	for id := range wsSet {
 		ids = append(ids, id)
 	}
 	sort.Strings(ids)
-	accs, err := tx.Accounts(ctx, ids) // locks them, on a store with many writers
-	if err != nil {
-		return err
+	accs := make(map[string]Account, len(ids))
+	ids = e.cachedAccounts(accs, ids)
+	if len(ids) > 0 {
+		loaded, err := tx.Accounts(ctx, ids) // locks them, on a store with many writers
+		if err != nil {
+			return err
+		}
+		for id, a := range loaded {
+			accs[id] = a
+		}
 	}
 	if len(chargeIDs) > 0 {
 		// Read the charges again under their workspaces' locks: another
@@ -233,6 +251,46 @@ func (e *Engine) load(ctx context.Context, tx Tx, s *state, batch []request) err
 		}
 	}
 	return nil
+}
+
+// cachedCharges puts the cached held charges among ids into s and returns
+// the ids still to read.
+func (e *Engine) cachedCharges(s *state, ids []string) []string {
+	if e.cache == nil {
+		return ids
+	}
+	var missing []string
+	for _, id := range ids {
+		if c, ok := e.cache.charge(id); ok {
+			s.charges[id] = &c
+			continue
+		}
+		missing = append(missing, id)
+	}
+	return missing
+}
+
+// cachedAccounts puts the cached accounts among ids into accs and returns
+// the ids still to read.
+func (e *Engine) cachedAccounts(accs map[string]Account, ids []string) []string {
+	if e.cache == nil {
+		return ids
+	}
+	missing := ids[:0]
+	for _, id := range ids {
+		if a, ok := e.cache.account(id); ok {
+			accs[id] = a
+			continue
+		}
+		missing = append(missing, id)
+	}
+	return missing
+}
+
+func (e *Engine) forget(s *state) {
+	if e.cache != nil {
+		e.cache.forget(s)
+	}
 }
 
 // submit hands a command to the writer and waits for its answer. A caller

@@ -184,7 +184,7 @@ func (t *tx) Write(ctx context.Context, c *ledger.Changes) error {
 			ON CONFLICT (workspace_id, n) DO UPDATE SET granted = excluded.granted, available = excluded.available, held = excluded.held, used = excluded.used, expired = excluded.expired`,
 			r.WorkspaceID, cy.N, cy.Start, cy.End, cy.Granted, cy.Available, cy.Held, cy.Used, cy.Expired)
 	}
-	for _, ch := range c.Charges {
+	for _, ch := range c.NewCharges {
 		var md []byte
 		if len(ch.Metadata) > 0 {
 			var err error
@@ -192,10 +192,12 @@ func (t *tx) Write(ctx context.Context, c *ledger.Changes) error {
 				return err
 			}
 		}
-		b.Queue(`INSERT INTO charges (`+chargeCols+`) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12)
-			ON CONFLICT (id) DO UPDATE SET status = excluded.status, finalized_at = excluded.finalized_at`,
+		b.Queue(`INSERT INTO charges (`+chargeCols+`) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12)`,
 			ch.ID, ch.WorkspaceID, ch.Cycle, ch.Operation, ch.Quantity, ch.Cost, ch.Status, ch.MemberID, md,
 			ch.CreatedAt, ch.ExpiresAt, nullTime(ch.FinalizedAt))
+	}
+	for _, ch := range c.Charges {
+		b.Queue(`UPDATE charges SET status = $1, finalized_at = $2 WHERE id = $3`, ch.Status, nullTime(ch.FinalizedAt), ch.ID)
 	}
 	if n := len(c.Entries); n > 0 {
 		ws, typ := make([]string, n), make([]string, n)
@@ -226,11 +228,12 @@ func (t *tx) Write(ctx context.Context, c *ledger.Changes) error {
 	// Announce balance changes; NOTIFY is delivered at commit, never
 	// before, and not at all on rollback.
 	var changed []string
-	for _, a := range c.NewWorkspaces {
-		changed = append(changed, a.Workspace.ID)
-	}
-	for _, a := range c.Accounts {
-		changed = append(changed, a.Workspace.ID)
+	seen := map[string]bool{}
+	for _, r := range c.Cycles { // every changed balance writes its cycle
+		if !seen[r.WorkspaceID] {
+			seen[r.WorkspaceID] = true
+			changed = append(changed, r.WorkspaceID)
+		}
 	}
 	if len(changed) > 0 {
 		b.Queue(`SELECT pg_notify('`+notifyChannel+`', id) FROM unnest($1::text[]) AS id`, changed)

@@ -4,7 +4,9 @@ import (
 	"context"
 	"fmt"
 	"sync/atomic"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/credits-dev/credits"
 	"github.com/credits-dev/credits/ledger"
@@ -40,6 +42,8 @@ func BenchmarkPairs(b *testing.B) {
 			}
 			var seq atomic.Int64
 			b.SetParallelism(32)
+			before := e.Stats()
+			cpu0 := cpuTime()
 			b.ResetTimer()
 			b.RunParallel(func(pb *testing.PB) {
 				for pb.Next() {
@@ -55,6 +59,17 @@ func BenchmarkPairs(b *testing.B) {
 				}
 			})
 			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "pairs/s")
+			// CPU time per pair is steadier than wall time on a busy machine.
+			b.ReportMetric(float64((cpuTime()-cpu0).Microseconds())/float64(b.N), "cpu-µs/pair")
+			stats := e.Stats()
+			b.ReportMetric(float64(stats.Commands-before.Commands)/float64(stats.Batches-before.Batches), "cmds/batch")
 		})
 	}
+}
+
+// cpuTime is the process's user and system CPU time.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

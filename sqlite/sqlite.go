@@ -34,9 +34,10 @@ var migrations = []string{schemaV1, schemaV2, schemaV3}
 
 // Store is the SQLite store. It implements ledger.Store and auth.Store.
 type Store struct {
-	w    *sql.DB // the one writer connection
-	r    *sql.DB // readers
-	path string
+	w     *sql.DB // the one writer connection
+	r     *sql.DB // readers
+	path  string
+	stmts stmtCache // the writer's prepared statements
 }
 
 var (
@@ -76,6 +77,10 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	w.SetConnMaxLifetime(0)
 	s := &Store{w: w, path: path}
 	if err := s.migrate(ctx); err != nil {
+		w.Close()
+		return nil, fmt.Errorf("sqlite: %s: %w", path, err)
+	}
+	if err := s.stmts.prepare(ctx, w); err != nil {
 		w.Close()
 		return nil, fmt.Errorf("sqlite: %s: %w", path, err)
 	}
@@ -123,6 +128,7 @@ func (s *Store) migrate(ctx context.Context) error {
 
 // Close closes the database.
 func (s *Store) Close() error {
+	s.stmts.close()
 	err := s.r.Close()
 	if e := s.w.Close(); err == nil {
 		err = e

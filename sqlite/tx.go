@@ -5,7 +5,6 @@ import (
 	"database/sql"
 	"encoding/json"
 	"errors"
-	"strings"
 	"time"
 
 	"github.com/credits-dev/credits"
@@ -13,9 +12,11 @@ import (
 )
 
 // tx is one write transaction on the writer connection (BEGIN IMMEDIATE: it
-// holds SQLite's write lock from its start).
+// holds SQLite's write lock from its start). Every statement is prepared
+// once and reused by every batch.
 type tx struct {
-	tx *sql.Tx
+	tx    *sql.Tx
+	stmts *stmtCache
 }
 
 // Begin starts the writer's transaction.
@@ -24,86 +25,100 @@ func (s *Store) Begin(ctx context.Context) (ledger.Tx, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &tx{tx: t}, nil
+	return &tx{tx: t, stmts: &s.stmts}, nil
 }
 
 func (t *tx) Commit() error   { return t.tx.Commit() }
 func (t *tx) Rollback() error { return t.tx.Rollback() }
 
-// maxVars bounds the parameters of one IN list.
-const maxVars = 500
+// SingleWriter tells the engine this process is the store's only writer, so
+// it may keep what it wrote in memory.
+func (s *Store) SingleWriter() bool { return true }
 
-func placeholders(n int) string {
-	return strings.TrimSuffix(strings.Repeat("?,", n), ",")
-}
-
-// chunks calls fn with the ids in slices of at most maxVars.
-func chunks[T any](ids []T, fn func([]T) error) error {
-	for len(ids) > 0 {
-		n := min(len(ids), maxVars)
-		if err := fn(ids[:n]); err != nil {
-			return err
-		}
-		ids = ids[n:]
+func (t *tx) stmt(ctx context.Context, query string) (*sql.Stmt, error) {
+	s, err := t.stmts.get(query)
+	if err != nil {
+		return nil, err
 	}
-	return nil
+	return t.tx.StmtContext(ctx, s), nil
 }
 
-func anys[T any](xs []T) []any {
-	out := make([]any, len(xs))
-	for i, x := range xs {
-		out[i] = x
+func (t *tx) exec(ctx context.Context, query string, args ...any) error {
+	s, err := t.stmt(ctx, query)
+	if err != nil {
+		return err
 	}
-	return out
+	_, err = s.ExecContext(ctx, args...)
+	return err
 }
+
+const (
+	qAccount   = `SELECT ` + accountCols + ` FROM workspaces w JOIN cycles c ON c.workspace_id = w.id AND c.n = w.cycle WHERE w.id = ?`
+	qCharge    = `SELECT ` + chargeCols + ` FROM charges WHERE id = ?`
+	qCycle     = `SELECT n, start_at, end_at, granted, available, held, used, expired FROM cycles WHERE workspace_id = ? AND n = ?`
+	qDue       = `SELECT ` + chargeCols + ` FROM charges WHERE workspace_id = ? AND status = 'held' AND expires_at <= ? ORDER BY expires_at, id`
+	qNextAfter = `SELECT MIN(expires_at) FROM charges WHERE workspace_id = ? AND status = 'held' AND expires_at > ?`
+	qIdem      = `SELECT fingerprint, created_at, result FROM idempotency WHERE workspace_id = ? AND key = ?`
+
+	qInsertWorkspace = `INSERT INTO workspaces (id, name, plan, pending_plan, cycle_anchor, created_at, cycle, next_expiry) VALUES (?,?,?,?,?,?,?,?)`
+	qUpdateWorkspace = `UPDATE workspaces SET plan = ?, pending_plan = ?, cycle = ?, next_expiry = ? WHERE id = ?`
+	qUpsertCycle     = `INSERT INTO cycles (workspace_id, n, start_at, end_at, granted, available, held, used, expired) VALUES (?,?,?,?,?,?,?,?,?)
+		ON CONFLICT (workspace_id, n) DO UPDATE SET granted = excluded.granted, available = excluded.available, held = excluded.held, used = excluded.used, expired = excluded.expired`
+	qInsertCharge = `INSERT INTO charges (` + chargeCols + `) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)`
+	qFinishCharge = `UPDATE charges SET status = ?, finalized_at = ? WHERE id = ?`
+	qInsertEntry  = `INSERT INTO entries (workspace_id, cycle, at, type, amount, available_after, charge_id, operation, member_id, reason) VALUES (?,?,?,?,?,?,?,?,?,?)`
+	qUpsertIdem   = `INSERT INTO idempotency (workspace_id, key, fingerprint, created_at, result) VALUES (?,?,?,?,?)
+		ON CONFLICT (workspace_id, key) DO UPDATE SET fingerprint = excluded.fingerprint, created_at = excluded.created_at, result = excluded.result`
+)
 
 func (t *tx) Accounts(ctx context.Context, ids []string) (map[string]ledger.Account, error) {
 	out := make(map[string]ledger.Account, len(ids))
-	err := chunks(ids, func(ids []string) error {
-		rows, err := t.tx.QueryContext(ctx, `SELECT `+accountCols+` FROM workspaces w JOIN cycles c ON c.workspace_id = w.id AND c.n = w.cycle WHERE w.id IN (`+placeholders(len(ids))+`)`, anys(ids)...)
+	s, err := t.stmt(ctx, qAccount)
+	if err != nil {
+		return nil, err
+	}
+	for _, id := range ids {
+		a, err := scanAccount(s.QueryRowContext(ctx, id))
+		if errors.Is(err, sql.ErrNoRows) {
+			continue
+		}
 		if err != nil {
-			return err
+			return nil, err
 		}
-		defer rows.Close()
-		for rows.Next() {
-			a, err := scanAccount(rows)
-			if err != nil {
-				return err
-			}
-			out[a.Workspace.ID] = a
-		}
-		return rows.Err()
-	})
-	return out, err
+		out[id] = a
+	}
+	return out, nil
 }
 
 func (t *tx) Charges(ctx context.Context, ids []string) (map[string]credits.Charge, error) {
 	out := make(map[string]credits.Charge, len(ids))
-	err := chunks(ids, func(ids []string) error {
-		rows, err := t.tx.QueryContext(ctx, `SELECT `+chargeCols+` FROM charges WHERE id IN (`+placeholders(len(ids))+`)`, anys(ids)...)
+	s, err := t.stmt(ctx, qCharge)
+	if err != nil {
+		return nil, err
+	}
+	for _, id := range ids {
+		c, err := scanCharge(s.QueryRowContext(ctx, id))
+		if errors.Is(err, sql.ErrNoRows) {
+			continue
+		}
 		if err != nil {
-			return err
+			return nil, err
 		}
-		defer rows.Close()
-		for rows.Next() {
-			c, err := scanCharge(rows)
-			if err != nil {
-				return err
-			}
-			out[c.ID] = c
-		}
-		return rows.Err()
-	})
-	return out, err
+		out[id] = c
+	}
+	return out, nil
 }
 
 func (t *tx) Cycles(ctx context.Context, keys []ledger.CycleKey) (map[ledger.CycleKey]credits.Cycle, error) {
 	out := make(map[ledger.CycleKey]credits.Cycle, len(keys))
+	s, err := t.stmt(ctx, qCycle)
+	if err != nil {
+		return nil, err
+	}
 	for _, k := range keys {
 		var c credits.Cycle
 		var start, end int64
-		err := t.tx.QueryRowContext(ctx, `SELECT n, start_at, end_at, granted, available, held, used, expired FROM cycles WHERE workspace_id = ? AND n = ?`, k.WorkspaceID, k.N).
-			Scan(&c.N, &start, &end, &c.Granted, &c.Available, &c.Held, &c.Used, &c.Expired)
+		err := s.QueryRowContext(ctx, k.WorkspaceID, k.N).Scan(&c.N, &start, &end, &c.Granted, &c.Available, &c.Held, &c.Used, &c.Expired)
 		if errors.Is(err, sql.ErrNoRows) {
 			continue
 		}
@@ -117,7 +132,11 @@ func (t *tx) Cycles(ctx context.Context, keys []ledger.CycleKey) (map[ledger.Cyc
 }
 
 func (t *tx) DueHolds(ctx context.Context, ws string, now time.Time) ([]credits.Charge, time.Time, error) {
-	rows, err := t.tx.QueryContext(ctx, `SELECT `+chargeCols+` FROM charges WHERE workspace_id = ? AND status = 'held' AND expires_at <= ? ORDER BY expires_at, id`, ws, micros(now))
+	s, err := t.stmt(ctx, qDue)
+	if err != nil {
+		return nil, time.Time{}, err
+	}
+	rows, err := s.QueryContext(ctx, ws, micros(now))
 	if err != nil {
 		return nil, time.Time{}, err
 	}
@@ -133,8 +152,12 @@ func (t *tx) DueHolds(ctx context.Context, ws string, now time.Time) ([]credits.
 	if err := rows.Err(); err != nil {
 		return nil, time.Time{}, err
 	}
+	n, err := t.stmt(ctx, qNextAfter)
+	if err != nil {
+		return nil, time.Time{}, err
+	}
 	var next sql.NullInt64
-	if err := t.tx.QueryRowContext(ctx, `SELECT MIN(expires_at) FROM charges WHERE workspace_id = ? AND status = 'held' AND expires_at > ?`, ws, micros(now)).Scan(&next); err != nil {
+	if err := n.QueryRowContext(ctx, ws, micros(now)).Scan(&next); err != nil {
 		return nil, time.Time{}, err
 	}
 	return due, fromMicros(next.Int64), nil
@@ -142,12 +165,15 @@ func (t *tx) DueHolds(ctx context.Context, ws string, now time.Time) ([]credits.
 
 func (t *tx) Idempotency(ctx context.Context, keys []ledger.IdemKey) (map[ledger.IdemKey]ledger.IdemRecord, error) {
 	out := make(map[ledger.IdemKey]ledger.IdemRecord, len(keys))
+	s, err := t.stmt(ctx, qIdem)
+	if err != nil {
+		return nil, err
+	}
 	for _, k := range keys {
 		var r ledger.IdemRecord
 		var created int64
-		var result string
-		err := t.tx.QueryRowContext(ctx, `SELECT fingerprint, created_at, result FROM idempotency WHERE workspace_id = ? AND key = ?`, k.WorkspaceID, k.Key).
-			Scan(&r.Fingerprint, &created, &result)
+		var result []byte
+		err := s.QueryRowContext(ctx, k.WorkspaceID, k.Key).Scan(&r.Fingerprint, &created, &result)
 		if errors.Is(err, sql.ErrNoRows) {
 			continue
 		}
@@ -155,7 +181,7 @@ func (t *tx) Idempotency(ctx context.Context, keys []ledger.IdemKey) (map[ledger
 			return nil, err
 		}
 		r.WorkspaceID, r.Key, r.CreatedAt = k.WorkspaceID, k.Key, fromMicros(created)
-		if err := json.Unmarshal([]byte(result), &r.Result); err != nil {
+		if err := json.Unmarshal(result, &r.Result); err != nil {
 			return nil, err
 		}
 		out[k] = r
@@ -180,27 +206,23 @@ func emptyNull(s string) any {
 func (t *tx) Write(ctx context.Context, c *ledger.Changes) error {
 	for _, a := range c.NewWorkspaces {
 		w := a.Workspace
-		if _, err := t.tx.ExecContext(ctx, `INSERT INTO workspaces (id, name, plan, pending_plan, cycle_anchor, created_at, cycle, next_expiry) VALUES (?,?,?,?,?,?,?,?)`,
-			w.ID, w.Name, w.Plan, nullString(w.PendingPlan), micros(w.CycleAnchor), micros(w.CreatedAt), a.Cycle.N, micros(a.NextExpiry)); err != nil {
+		if err := t.exec(ctx, qInsertWorkspace, w.ID, w.Name, w.Plan, nullString(w.PendingPlan), micros(w.CycleAnchor), micros(w.CreatedAt), a.Cycle.N, micros(a.NextExpiry)); err != nil {
 			return err
 		}
 	}
 	for _, a := range c.Accounts {
 		w := a.Workspace
-		if _, err := t.tx.ExecContext(ctx, `UPDATE workspaces SET plan = ?, pending_plan = ?, cycle = ?, next_expiry = ? WHERE id = ?`,
-			w.Plan, nullString(w.PendingPlan), a.Cycle.N, micros(a.NextExpiry), w.ID); err != nil {
+		if err := t.exec(ctx, qUpdateWorkspace, w.Plan, nullString(w.PendingPlan), a.Cycle.N, micros(a.NextExpiry), w.ID); err != nil {
 			return err
 		}
 	}
 	for _, r := range c.Cycles {
 		cy := r.Cycle
-		if _, err := t.tx.ExecContext(ctx, `INSERT INTO cycles (workspace_id, n, start_at, end_at, granted, available, held, used, expired) VALUES (?,?,?,?,?,?,?,?,?)
-			ON CONFLICT (workspace_id, n) DO UPDATE SET granted = excluded.granted, available = excluded.available, held = excluded.held, used = excluded.used, expired = excluded.expired`,
-			r.WorkspaceID, cy.N, micros(cy.Start), micros(cy.End), cy.Granted, cy.Available, cy.Held, cy.Used, cy.Expired); err != nil {
+		if err := t.exec(ctx, qUpsertCycle, r.WorkspaceID, cy.N, micros(cy.Start), micros(cy.End), cy.Granted, cy.Available, cy.Held, cy.Used, cy.Expired); err != nil {
 			return err
 		}
 	}
-	for _, ch := range c.Charges {
+	for _, ch := range c.NewCharges {
 		var md any
 		if len(ch.Metadata) > 0 {
 			b, err := json.Marshal(ch.Metadata)
@@ -209,21 +231,23 @@ func (t *tx) Write(ctx context.Context, c *ledger.Changes) error {
 			}
 			md = string(b)
 		}
-		if _, err := t.tx.ExecContext(ctx, `INSERT INTO charges (`+chargeCols+`) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)
-			ON CONFLICT (id) DO UPDATE SET status = excluded.status, finalized_at = excluded.finalized_at`,
-			ch.ID, ch.WorkspaceID, ch.Cycle, ch.Operation, ch.Quantity, ch.Cost, ch.Status, nullString(ch.MemberID), md,
+		if err := t.exec(ctx, qInsertCharge, ch.ID, ch.WorkspaceID, ch.Cycle, ch.Operation, ch.Quantity, ch.Cost, ch.Status, nullString(ch.MemberID), md,
 			micros(ch.CreatedAt), micros(ch.ExpiresAt), micros(ch.FinalizedAt)); err != nil {
 			return err
 		}
 	}
+	for _, ch := range c.Charges {
+		if err := t.exec(ctx, qFinishCharge, ch.Status, micros(ch.FinalizedAt), ch.ID); err != nil {
+			return err
+		}
+	}
 	if len(c.Entries) > 0 {
-		stmt, err := t.tx.PrepareContext(ctx, `INSERT INTO entries (workspace_id, cycle, at, type, amount, available_after, charge_id, operation, member_id, reason) VALUES (?,?,?,?,?,?,?,?,?,?)`)
+		s, err := t.stmt(ctx, qInsertEntry)
 		if err != nil {
 			return err
 		}
-		defer stmt.Close()
 		for _, e := range c.Entries {
-			if _, err := stmt.ExecContext(ctx, e.WorkspaceID, e.Cycle, micros(e.At), e.Type, e.Amount, e.AvailableAfter,
+			if _, err := s.ExecContext(ctx, e.WorkspaceID, e.Cycle, micros(e.At), e.Type, e.Amount, e.AvailableAfter,
 				emptyNull(e.ChargeID), emptyNull(e.Operation), emptyNull(e.MemberID), emptyNull(e.Reason)); err != nil {
 				return err
 			}
@@ -234,9 +258,7 @@ func (t *tx) Write(ctx context.Context, c *ledger.Changes) error {
 		if err != nil {
 			return err
 		}
-		if _, err := t.tx.ExecContext(ctx, `INSERT INTO idempotency (workspace_id, key, fingerprint, created_at, result) VALUES (?,?,?,?,?)
-			ON CONFLICT (workspace_id, key) DO UPDATE SET fingerprint = excluded.fingerprint, created_at = excluded.created_at, result = excluded.result`,
-			r.WorkspaceID, r.Key, r.Fingerprint, micros(r.CreatedAt), string(b)); err != nil {
+		if err := t.exec(ctx, qUpsertIdem, r.WorkspaceID, r.Key, r.Fingerprint, micros(r.CreatedAt), string(b)); err != nil {
 			return err
 		}
 	}
