@@ -297,7 +297,7 @@ function renderSwitcher() {
     const plan = state.plansOf.get(id);
     b.querySelector(".seg-plan").textContent = plan ? planName(plan) : state.sessions.get(id).name.replace(/^Demo /, "");
     b.setAttribute("aria-pressed", String(id === state.ws));
-    b.setAttribute("aria-label", `${id}${plan ? ", " + planName(plan) + " plan" : ""}`);
+    b.title = `Switch to ${id}`;
   }
 }
 

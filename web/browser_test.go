@@ -477,10 +477,14 @@ func TestBrowserDemoPage(t *testing.T) {
 		p.do("try again", chromedp.Click(chromedp.CSS(`#image-alert [data-testid=try-again]`)))
 		p.waitCount(768 - 60)
 		p.waitFor("the image", `!document.querySelector('#image-preview').hidden`)
+		p.do("use it on the page", chromedp.Click(chromedp.ID("image-use")))
+		p.waitFor("the image on the canvas", `!document.querySelector('#image-dialog').open && document.querySelector('#hero-img').naturalWidth === 2048`)
 	})
 
-	step("Escape closes the modal", func(t *testing.T) {
+	step("keyboard: Enter opens the modal, Escape closes it", func(t *testing.T) {
 		p.t = t
+		p.do("Enter on the image button", chromedp.Focus(chromedp.ID("open-image")), chromedp.KeyEvent("\r"))
+		p.waitFor("the modal with the focus on its prompt", `document.querySelector('#image-dialog').open && document.activeElement === document.querySelector('#image-prompt')`)
 		p.do("press Escape", chromedp.KeyEvent(kb.Escape))
 		p.waitFor("the modal to close", `!document.querySelector('#image-dialog').open`)
 		p.waitFor("the focus back on its button", `document.activeElement === document.querySelector('#open-image')`)

@@ -164,7 +164,7 @@ func (c *ServeCommand) Run(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		web.Mount(api, web.Config{Engine: engine, Auth: authn, Workspaces: ids})
+		web.Mount(api, web.Config{Engine: engine, Auth: authn, Workspaces: ids, Logger: log})
 		log.Info("demo workspaces ready", "workspaces", strings.Join(ids, ","))
 	}
 
