@@ -105,6 +105,7 @@ func New(cfg Config) *Server {
 	s.route("GET /v1/charges/{id}", reader, s.getCharge)
 	s.route("POST /v1/charges/{id}/capture", operator, s.capture)
 	s.route("POST /v1/charges/{id}/release", operator, s.release)
+	s.route("GET /v1/admin/verify", admin, s.verify)
 	return s
 }
 

@@ -3,6 +3,8 @@
 //	credits serve      run the HTTP API (and with --demo the demo page)
 //	credits estimate   price a list of work and name the plan that fits
 //	credits migrate    apply the store's schema migrations and exit
+//	credits verify     check every workspace's invariants; non-zero exit on a violation
+//	credits backup     copy a SQLite database while it is being served
 //	credits bench      measure pairs/s and latency against the references
 //	credits version    print the version
 package main
@@ -33,6 +35,8 @@ Usage:
   credits serve [--addr ADDR] [--db PATH|URL] [--config FILE] [--demo]
   credits estimate [--config FILE] OPERATION=COUNT ...
   credits migrate [--db PATH|URL]
+  credits verify [--db PATH|URL] [--json]
+  credits backup FILE [--db PATH]
   credits bench [--duration 5s] [--workers 64] [--pg URL] [--url URL] [--json FILE] ...
   credits version
 
@@ -58,6 +62,10 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = (&MigrateCommand{Stdout: stdout}).Run(ctx, args[1:])
 	case "bench":
 		err = (&BenchCommand{Stdout: stdout, Stderr: stderr}).Run(ctx, args[1:])
+	case "verify":
+		err = (&VerifyCommand{Stdout: stdout}).Run(ctx, args[1:])
+	case "backup":
+		err = (&BackupCommand{Stdout: stdout}).Run(ctx, args[1:])
 	case "version", "--version":
 		fmt.Fprintln(stdout, "credits", version)
 	case "help", "-h", "--help":
