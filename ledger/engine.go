@@ -14,6 +14,7 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base32"
+	"encoding/binary"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
@@ -522,10 +523,14 @@ func (e *Engine) sweepLoop() {
 
 var idEncoding = base32.NewEncoding("0123456789abcdefghjkmnpqrstvwxyz").WithPadding(base32.NoPadding)
 
-// newID makes a random id with a prefix: 16 random bytes, 26 characters.
+// newID makes an id with a prefix: 8 bytes of the current time in
+// microseconds, then 8 random bytes, 26 characters in all. Ids sort by
+// creation time (the alphabet is in ASCII order), so new rows go to the end
+// of the store's index instead of anywhere in it.
 func newID(prefix string) string {
 	var b [16]byte
-	_, _ = rand.Read(b[:]) // never fails (crypto/rand)
+	binary.BigEndian.PutUint64(b[:8], uint64(time.Now().UnixMicro()))
+	_, _ = rand.Read(b[8:]) // never fails (crypto/rand)
 	return prefix + idEncoding.EncodeToString(b[:])
 }
 

@@ -12,5 +12,5 @@ CREATE TABLE ai_requests (
   created_at   INTEGER NOT NULL,
   updated_at   INTEGER NOT NULL,
   PRIMARY KEY (workspace_id, key)
-) STRICT;
+) STRICT, WITHOUT ROWID;
 CREATE INDEX ai_requests_created ON ai_requests (created_at);

@@ -38,6 +38,7 @@ type Store struct {
 	r     *sql.DB // readers
 	path  string
 	stmts stmtCache // the writer's prepared statements
+	ckpt  checkpointer
 }
 
 var (
@@ -58,6 +59,9 @@ func dsn(path string, readOnly bool) string {
 		q.Add("_pragma", "query_only(1)")
 	} else {
 		q.Set("_txlock", "immediate")
+		// The writer never checkpoints: the checkpointer does, on its own
+		// connection, so commits never wait for it.
+		q.Add("_pragma", "wal_autocheckpoint(0)")
 	}
 	return "file:" + path + "?" + q.Encode()
 }
@@ -92,6 +96,10 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	r.SetMaxOpenConns(8)
 	r.SetMaxIdleConns(8)
 	s.r = r
+	if err := s.startCheckpointer(); err != nil {
+		s.Close()
+		return nil, err
+	}
 	return s, nil
 }
 
@@ -128,6 +136,7 @@ func (s *Store) migrate(ctx context.Context) error {
 
 // Close closes the database.
 func (s *Store) Close() error {
+	s.stopCheckpointer()
 	s.stmts.close()
 	err := s.r.Close()
 	if e := s.w.Close(); err == nil {

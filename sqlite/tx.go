@@ -56,8 +56,9 @@ const (
 	qAccount   = `SELECT ` + accountCols + ` FROM workspaces w JOIN cycles c ON c.workspace_id = w.id AND c.n = w.cycle WHERE w.id = ?`
 	qCharge    = `SELECT ` + chargeCols + ` FROM charges WHERE id = ?`
 	qCycle     = `SELECT n, start_at, end_at, granted, available, held, used, expired FROM cycles WHERE workspace_id = ? AND n = ?`
-	qDue       = `SELECT ` + chargeCols + ` FROM charges WHERE workspace_id = ? AND status = 'held' AND expires_at <= ? ORDER BY expires_at, id`
-	qNextAfter = `SELECT MIN(expires_at) FROM charges WHERE workspace_id = ? AND status = 'held' AND expires_at > ?`
+	// Both walk the charges_held index in expiry order.
+	qDue       = `SELECT ` + chargeCols + ` FROM charges INDEXED BY charges_held WHERE status = 'held' AND expires_at <= ? AND workspace_id = ? ORDER BY expires_at, id`
+	qNextAfter = `SELECT expires_at FROM charges INDEXED BY charges_held WHERE status = 'held' AND expires_at > ? AND workspace_id = ? ORDER BY expires_at LIMIT 1`
 	qIdem      = `SELECT fingerprint, created_at, result FROM idempotency WHERE workspace_id = ? AND key = ?`
 
 	qInsertWorkspace = `INSERT INTO workspaces (id, name, plan, pending_plan, cycle_anchor, created_at, cycle, next_expiry) VALUES (?,?,?,?,?,?,?,?)`
@@ -136,7 +137,7 @@ func (t *tx) DueHolds(ctx context.Context, ws string, now time.Time) ([]credits.
 	if err != nil {
 		return nil, time.Time{}, err
 	}
-	rows, err := s.QueryContext(ctx, ws, micros(now))
+	rows, err := s.QueryContext(ctx, micros(now), ws)
 	if err != nil {
 		return nil, time.Time{}, err
 	}
@@ -157,7 +158,7 @@ func (t *tx) DueHolds(ctx context.Context, ws string, now time.Time) ([]credits.
 		return nil, time.Time{}, err
 	}
 	var next sql.NullInt64
-	if err := n.QueryRowContext(ctx, ws, micros(now)).Scan(&next); err != nil {
+	if err := n.QueryRowContext(ctx, micros(now), ws).Scan(&next); err != nil && !errors.Is(err, sql.ErrNoRows) {
 		return nil, time.Time{}, err
 	}
 	return due, fromMicros(next.Int64), nil
