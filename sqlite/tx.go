@@ -53,9 +53,9 @@ func (t *tx) exec(ctx context.Context, query string, args ...any) error {
 }
 
 const (
-	qAccount   = `SELECT ` + accountCols + ` FROM workspaces w JOIN cycles c ON c.workspace_id = w.id AND c.n = w.cycle WHERE w.id = ?`
-	qCharge    = `SELECT ` + chargeCols + ` FROM charges WHERE id = ?`
-	qCycle     = `SELECT n, start_at, end_at, granted, available, held, used, expired FROM cycles WHERE workspace_id = ? AND n = ?`
+	qAccount = `SELECT ` + accountCols + ` FROM workspaces w JOIN cycles c ON c.workspace_id = w.id AND c.n = w.cycle WHERE w.id = ?`
+	qCharge  = `SELECT ` + chargeCols + ` FROM charges WHERE id = ?`
+	qCycle   = `SELECT n, start_at, end_at, granted, available, held, used, expired FROM cycles WHERE workspace_id = ? AND n = ?`
 	// Both walk the charges_held index in expiry order.
 	qDue       = `SELECT ` + chargeCols + ` FROM charges INDEXED BY charges_held WHERE status = 'held' AND expires_at <= ? AND workspace_id = ? ORDER BY expires_at, id`
 	qNextAfter = `SELECT expires_at FROM charges INDEXED BY charges_held WHERE status = 'held' AND expires_at > ? AND workspace_id = ? ORDER BY expires_at LIMIT 1`
