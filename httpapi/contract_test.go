@@ -1154,6 +1154,7 @@ const (
 	credNone cred = iota
 	credMalformed
 	credWrong
+	credRevoked
 	credExpired
 	credTampered
 	credOtherSession
@@ -1165,7 +1166,7 @@ const (
 	numCreds
 )
 
-var credNames = [numCreds]string{"none", "Basic x", "wrong secret", "expired session", "tampered session",
+var credNames = [numCreds]string{"none", "Basic x", "wrong secret", "revoked API key", "expired session", "tampered session",
 	"session of another workspace", "session", "read key", "service key", "admin API key", "admin key"}
 
 // access is who a route lets in, per the contract's Auth section.
@@ -1187,7 +1188,7 @@ func expect(a access, c cred) int {
 		return 0
 	}
 	switch c {
-	case credNone, credMalformed, credWrong, credExpired, credTampered:
+	case credNone, credMalformed, credWrong, credRevoked, credExpired, credTampered:
 		return 401
 	case credAdmin, credAdminAPI:
 		return 0
@@ -1240,6 +1241,14 @@ func TestContractAuthMatrix(t *testing.T) {
 	secrets[credAdminAPI] = b.apiKey(t, "admin")
 	secrets[credAdmin] = adminKey
 	secrets[credWrong] = "crk_definitely-not-a-key"
+	revoked := b.req(t, "POST", "/v1/api-keys", adminKey, map[string]any{"name": "revoked", "scope": "admin"})
+	wantStatus(t, revoked, http.StatusCreated)
+	secrets[credRevoked] = revoked.json(t)["secret"].(string)
+	wantStatus(t, b.req(t, "DELETE", "/v1/api-keys/"+revoked.json(t)["id"].(string), adminKey, nil), http.StatusOK)
+	// Revoked by every cell allowed to: revoking again answers 200.
+	victim := b.req(t, "POST", "/v1/api-keys", adminKey, map[string]any{"name": "victim", "scope": "read"})
+	wantStatus(t, victim, http.StatusCreated)
+	victimID := victim.json(t)["id"].(string)
 	b.clock.Advance(2 * time.Second) // the 1 s token expires; the others live 600 s
 	header := func(c cred) string {
 		switch c {
@@ -1265,6 +1274,8 @@ func TestContractAuthMatrix(t *testing.T) {
 		}, nil},
 		{"POST", "/v1/api-keys", accAdmin, func(c string) any { return map[string]any{"name": c, "scope": "read"} }, nil},
 		{"GET", "/v1/api-keys", accAdmin, nil, nil},
+		{"DELETE", "/v1/api-keys/" + victimID, accAdmin, nil, nil},
+		{"GET", "/v1/admin/verify", accAdmin, nil, nil},
 		{"POST", "/v1/workspaces", accAdmin, func(c string) any { return map[string]any{"name": c} }, nil},
 		{"GET", "/v1/workspaces/w", accKeyRead, nil, nil},
 		{"GET", "/v1/workspaces/w/balance", accReader, nil, nil},
@@ -1281,6 +1292,13 @@ func TestContractAuthMatrix(t *testing.T) {
 		{"POST", "/v1/charges/" + toCapture + "/capture", accOperator, nil, nil},
 		{"POST", "/v1/charges/" + toRelease + "/release", accOperator, nil, nil},
 	}
+	coversEveryRoute(t, func(yield func(method, path string) bool) {
+		for _, rt := range routes {
+			if !yield(rt.method, rt.path) {
+				return
+			}
+		}
+	})
 	for _, rt := range routes {
 		for c := range numCreds {
 			name := rt.method + " " + rt.path + " as " + credNames[c]

@@ -4,7 +4,6 @@ import (
 	"net/http"
 	"strconv"
 	"sync"
-	"time"
 
 	"github.com/credits-dev/credits"
 )
@@ -61,12 +60,9 @@ func (c *streamCap) count(ws string) int {
 // capStreams wraps the balance stream: over the workspace's cap it answers
 // 429 rate_limited with Retry-After, and nothing is opened. It runs after
 // auth, so only a caller allowed to read the workspace holds a slot.
-//
-// A stream outlives the server's ReadTimeout, which bounds reading the
-// request: once the stream is accepted its read deadline is cleared (a
-// client that goes away is still noticed, by the failed write or the closed
-// connection). Writes keep their deadline (see writeDeadline): a client
-// that stops reading is cut off.
+// (A stream outlives the server's ReadTimeout: net/http clears the read
+// deadline once the request is read. Its writes have deadlines, see
+// ratelimit_deadline.go: a client that stops reading is cut off.)
 func (s *Server) capStreams(h handlerFunc) handlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) error {
 		ws := r.PathValue("id")
@@ -75,7 +71,6 @@ func (s *Server) capStreams(h handlerFunc) handlerFunc {
 			return credits.Errorf(credits.CodeRateLimited, "workspace %q has %d balance streams open, the most allowed; close one", ws, s.streamCap.max)
 		}
 		defer s.streamCap.release(ws)
-		_ = http.NewResponseController(w).SetReadDeadline(time.Time{})
 		return h(w, r)
 	}
 }

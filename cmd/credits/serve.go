@@ -328,7 +328,7 @@ func parseRate(s string) (float64, error) {
 		return 0, errors.New(`give a rate like 100/s, 6000/m or 50000/h, or 0 for no limit`)
 	}
 	n, err := strconv.ParseFloat(num, 64)
-	if err != nil || n <= 0 || math.IsInf(n, 0) || n > 1e9 {
+	if err != nil || !(n > 0 && n <= 1e9) { // also refuses NaN and Inf
 		return 0, errors.New(`the count must be a number above 0, like 100/s`)
 	}
 	switch unit {
