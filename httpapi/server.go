@@ -30,6 +30,9 @@ type Config struct {
 	// KeepAlive is how often an idle balance stream gets a comment line
 	// (default 15 s; the contract asks for at least every 30 s).
 	KeepAlive time.Duration
+	// StreamInterval is the least time between two events of one balance
+	// stream (default 100 ms; negative: no wait).
+	StreamInterval time.Duration
 	// RateLimit limits requests per credential (zero: no limits); see
 	// ratelimit.go.
 	RateLimit RateLimit
@@ -49,7 +52,9 @@ type Server struct {
 	log       *slog.Logger
 	mux       *http.ServeMux
 	keepAlive time.Duration
-	draining  atomic.Bool
+	// streamInterval: see Config.StreamInterval.
+	streamInterval time.Duration
+	draining       atomic.Bool
 	// streams ends every balance stream when the server drains.
 	streams    context.Context
 	endStreams context.CancelFunc
@@ -81,6 +86,12 @@ func New(cfg Config) *Server {
 	}
 	if s.keepAlive <= 0 {
 		s.keepAlive = 15 * time.Second
+	}
+	switch s.streamInterval = cfg.StreamInterval; {
+	case s.streamInterval == 0:
+		s.streamInterval = 100 * time.Millisecond
+	case s.streamInterval < 0:
+		s.streamInterval = 0
 	}
 	s.streams, s.endStreams = context.WithCancel(context.Background())
 

@@ -8,8 +8,8 @@ import (
 )
 
 // balanceStream sends the balance at connect and after every change as
-// server-sent events, with a comment line when idle so proxies keep the
-// connection open.
+// server-sent events (at most one per StreamInterval), with a comment line
+// when idle so proxies keep the connection open.
 func (s *Server) balanceStream(w http.ResponseWriter, r *http.Request) error {
 	id := r.PathValue("id")
 	// Subscribe before the first read so no change falls between them.
@@ -46,6 +46,17 @@ func (s *Server) balanceStream(w http.ResponseWriter, r *http.Request) error {
 		case b := <-updates:
 			if err := send(b); err != nil {
 				return nil
+			}
+			// At most one event per StreamInterval: changes in between
+			// fold into the newest balance (the subscription keeps only
+			// that), so thousands of open streams cost little however
+			// fast charges come, and each still ends on the last balance.
+			select {
+			case <-r.Context().Done():
+				return nil
+			case <-s.streams.Done():
+				return nil
+			case <-time.After(s.streamInterval):
 			}
 		case <-tick.C:
 			if _, err := fmt.Fprint(w, ": keep-alive\n\n"); err != nil {
