@@ -410,6 +410,7 @@ async function onChatSubmit(ev) {
   try {
     const data = await api(wsPath(`/ai/${enc(mode)}`), { method: "POST", body, key: newKey() });
     $("#chat-alert").replaceChildren();
+    scheduleUsage();
     const res = data.result;
     const label = res.provider === "demo" ? "demo output" : `by ${res.provider}`;
     if (mode === "content_rewrite") {
@@ -559,8 +560,11 @@ async function upgrade(slot, plan, btn, retry) {
 let lastImage = null;
 let opener = null;
 
-function openDialog(d, focusSel) {
-  opener = document.activeElement;
+// openDialog shows d as a modal (focus trapped, Escape closes it) and gives
+// the focus back to from when it closes: Firefox and Safari do not focus a
+// clicked button, so document.activeElement may not be it.
+function openDialog(d, focusSel, from) {
+  opener = from || document.activeElement;
   d.showModal();
   if (focusSel) $(focusSel, d).focus();
 }
@@ -625,6 +629,7 @@ async function onImageSubmit(ev) {
     const data = await api(wsPath(`/ai/${enc(op)}`), { method: "POST", body: { prompt }, key: newKey() });
     const img = data.result.image;
     $("#chat-alert").replaceChildren();
+    scheduleUsage();
     lastImage = { ...img, prompt, provider: data.result.provider, op };
     const tag = $("#image-result");
     tag.width = img.width;
@@ -677,7 +682,7 @@ function useImage() {
 let avatars = null;
 
 async function openAvatars() {
-  openDialog($("#avatar-dialog"));
+  openDialog($("#avatar-dialog"), null, $("#open-avatar"));
   const grid = $("#avatar-grid");
   if (!avatars) {
     grid.replaceChildren(el("p", { class: "modal-sub", text: "Loading the library…" }));
@@ -710,6 +715,7 @@ async function chooseAvatar(a) {
   state.busy = true;
   try {
     const data = await api(wsPath("/ai/avatar_selection"), { method: "POST", body: { text: a.id }, key: newKey() });
+    scheduleUsage(); // a free operation may leave the balance, and so the stream, quiet
     const img = data.result.image;
     const tag = $("#team-avatar");
     tag.src = `data:${img.mime_type};base64,${img.data_base64}`;
@@ -998,7 +1004,7 @@ async function start() {
 
   const imageDialog = $("#image-dialog");
   setupDialog(imageDialog, $("#image-close"));
-  $("#open-image").addEventListener("click", () => openDialog(imageDialog, "#image-prompt"));
+  $("#open-image").addEventListener("click", (ev) => openDialog(imageDialog, "#image-prompt", ev.currentTarget));
   $("#image-form").addEventListener("submit", onImageSubmit);
   $("#image-use").addEventListener("click", useImage);
   renderSizes();
