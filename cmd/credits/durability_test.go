@@ -2,10 +2,12 @@ package main
 
 import (
 	"bufio"
+	"database/sql"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"os"
 	"os/exec"
@@ -52,6 +54,16 @@ var listening = regexp.MustCompile(`msg=listening addr=(http://\S+)`)
 // startProc starts `credits serve` on db and waits until it listens.
 func startProc(t *testing.T, bin, db string) *proc {
 	t.Helper()
+	return startProcEnv(t, bin, db)
+}
+
+// noRateLimit turns the per-credential rate limit off: load tests send more
+// than a client would.
+const noRateLimit = "CREDITS_RATE_LIMIT=0"
+
+// startProcEnv is startProc with more environment ("NAME=value").
+func startProcEnv(t *testing.T, bin, db string, env ...string) *proc {
+	t.Helper()
 	cmd := exec.Command(bin, "serve", "--addr", "127.0.0.1:0", "--db", db)
 	for _, kv := range os.Environ() {
 		if !strings.HasPrefix(kv, "CREDITS_") {
@@ -59,6 +71,7 @@ func startProc(t *testing.T, bin, db string) *proc {
 		}
 	}
 	cmd.Env = append(cmd.Env, "CREDITS_ADMIN_KEY="+testAdminKey)
+	cmd.Env = append(cmd.Env, env...)
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -360,7 +373,7 @@ func TestDurability(t *testing.T) {
 	for round := 1; round <= 3; round++ {
 		t.Run(fmt.Sprintf("sigkill%d", round), func(t *testing.T) {
 			ws := fmt.Sprintf("kill-%d", round)
-			p := startProc(t, bin, db)
+			p := startProcEnv(t, bin, db, noRateLimit)
 			recheck(t, p.url)
 			callJSON(t, 201, "POST", p.url+"/v1/workspaces", testAdminKey, `{"id":"`+ws+`","name":"Load","plan":"pro"}`, nil)
 			res := chargeLoad(t, p.url, ws, workers, perWorker, acks[round-1], func() {
@@ -377,7 +390,7 @@ func TestDurability(t *testing.T) {
 			}
 
 			restart := time.Now()
-			p = startProc(t, bin, db)
+			p = startProcEnv(t, bin, db, noRateLimit)
 			verifyLoad(t, p.url, ws, res, restart)
 			recheck(t, p.url)
 			used[ws] = getBalance(t, p.url, testAdminKey, ws).Used
@@ -387,15 +400,35 @@ func TestDurability(t *testing.T) {
 	}
 
 	t.Run("sigterm", func(t *testing.T) {
-		ws := "term"
-		p := startProc(t, bin, db)
+		ws, hws := "term", "term-hold"
+		slowAI := startSlowAI(t, 1500*time.Millisecond)
+		env := append([]string{noRateLimit}, slowAI.env...)
+		p := startProcEnv(t, bin, db, env...)
 		callJSON(t, 201, "POST", p.url+"/v1/workspaces", testAdminKey, `{"id":"`+ws+`","name":"Load","plan":"pro"}`, nil)
+		callJSON(t, 201, "POST", p.url+"/v1/workspaces", testAdminKey, `{"id":"`+hws+`","name":"Holds","plan":"pro"}`, nil)
 		var sent time.Time
+		var holds []string
+		var slow <-chan timedAnswer
+		var probe *drainProbe
 		res := chargeLoad(t, p.url, ws, workers, perWorker, acks[3], func() {
+			// Just before SIGTERM: holds that expire within a second, and
+			// a slow AI operation on its provider.
+			for i := range 5 {
+				var c chargeOut
+				callJSON(t, 201, "POST", p.url+"/v1/workspaces/"+hws+"/charges", testAdminKey, `{"operation":"section_generation","hold_seconds":1}`, &c, "Idempotency-Key", fmt.Sprintf("short-hold-%d", i))
+				holds = append(holds, c.ID)
+			}
+			slow = postAsync(p.url+"/v1/workspaces/"+hws+"/ai/content_rewrite", slowAIBody, "slow-ai")
+			select {
+			case <-slowAI.arrived:
+			case <-time.After(5 * time.Second):
+				t.Errorf("the AI operation did not reach its provider within 5 s")
+			}
 			sent = time.Now()
 			if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 				t.Errorf("SIGTERM: %v", err)
 			}
+			probe = startDrainProbe(p.url + "/v1/workspaces/" + hws + "/balance")
 		})
 		select {
 		case <-p.exited:
@@ -403,6 +436,7 @@ func TestDurability(t *testing.T) {
 			t.Fatalf("still running 30 s after SIGTERM:\n%s", p.log)
 		}
 		took := time.Since(sent)
+		probed := probe.stop()
 		if code := p.cmd.ProcessState.ExitCode(); code != 0 {
 			t.Errorf("exit code %d after SIGTERM, want 0:\n%s", code, p.log)
 		}
@@ -418,13 +452,234 @@ func TestDurability(t *testing.T) {
 		}
 		t.Logf("exited %v after SIGTERM; then %d requests got 503, %d no answer (first: %s)", took.Round(time.Millisecond), res.got503, len(res.errs), first)
 
+		// The operation in flight when SIGTERM came finished: 200, charged.
+		var aiCharge string
+		select {
+		case a := <-slow:
+			var body struct {
+				Charge chargeOut `json:"charge"`
+				Result struct {
+					Text string `json:"text"`
+				} `json:"result"`
+			}
+			if a.err != nil || a.status != http.StatusOK || json.Unmarshal(a.body, &body) != nil || body.Charge.Status != "captured" || body.Result.Text == "" {
+				t.Errorf("the AI operation in flight at SIGTERM: %v", a.answer)
+			} else if !a.at.After(sent) {
+				t.Errorf("the AI operation answered before SIGTERM: nothing was in flight")
+			} else {
+				aiCharge = body.Charge.ID
+				t.Logf("the AI operation in flight answered 200 %v after SIGTERM", a.at.Sub(sent).Round(time.Millisecond))
+			}
+		case <-time.After(10 * time.Second):
+			t.Errorf("the AI operation in flight at SIGTERM never answered")
+		}
+		// What arrived while draining was refused whole, never cut.
+		t.Logf("while draining: %s", probed)
+		if probed.cut > 0 {
+			t.Errorf("%d answers were cut off while draining: %s", probed.cut, probed.firstCut)
+		}
+		if probed.bad > 0 {
+			t.Errorf("%d answers while draining were neither complete 2xx nor 503 unavailable problems: %s", probed.bad, probed.firstBad)
+		}
+		if probed.refused+probed.unavailable == 0 {
+			t.Errorf("no request was refused while draining (%s)", probed)
+		}
+
 		restart := time.Now()
-		p = startProc(t, bin, db)
+		p = startProcEnv(t, bin, db, env...)
 		// A drain finishes what it started: a request that was charged
 		// got its answer.
 		if n := verifyLoad(t, p.url, ws, res, restart); n > 0 {
 			t.Errorf("%d requests were charged during the drain but never answered", n)
 		}
 		recheck(t, p.url)
+
+		// The short holds were held when the server stopped; the
+		// restarted server expires them by itself, without a read.
+		time.Sleep(2 * time.Second)
+		if n := heldPastExpiry(t, db); n != 0 {
+			t.Errorf("2 s after the restart, %d holds are past their expiry and still held", n)
+		}
+		for _, id := range holds {
+			var c chargeOut
+			callJSON(t, 200, "GET", p.url+"/v1/charges/"+id, testAdminKey, "", &c)
+			if c.Status != "expired" {
+				t.Errorf("hold %s (1 s, made before SIGTERM): %s after the restart, want expired", id, c.Status)
+			}
+		}
+		if b := getBalance(t, p.url, testAdminKey, hws); b.Held != 0 || b.Used != 1 || b.Available != 4999 {
+			t.Errorf("%s after the restart: %+v, want held 0, used 1 (the AI operation), available 4999", hws, b)
+		}
+		// Its retry answers the same, charged once.
+		var again struct {
+			Charge chargeOut `json:"charge"`
+		}
+		callJSON(t, 200, "POST", p.url+"/v1/workspaces/"+hws+"/ai/content_rewrite", testAdminKey, slowAIBody, &again, "Idempotency-Key", "slow-ai")
+		if aiCharge != "" && again.Charge.ID != aiCharge {
+			t.Errorf("the AI operation's retry: charge %s, want %s", again.Charge.ID, aiCharge)
+		}
 	})
+
+	// After every kill and drain, the books still balance.
+	t.Run("verify", func(t *testing.T) {
+		out, err := exec.Command(bin, "verify", "--db", db).CombinedOutput()
+		if err != nil {
+			t.Fatalf("credits verify --db %s: %v\n%s", db, err, out)
+		}
+		t.Logf("%s", out)
+	})
+}
+
+// slowAIBody is a content_rewrite request.
+const slowAIBody = `{"prompt":"friendlier","text":"we sell shoes"}`
+
+// slowAI is an OpenAI-compatible provider that takes its time.
+type slowAI struct {
+	env     []string      // the server's CREDITS_AI_* settings for it
+	arrived chan struct{} // a request reached it
+}
+
+// startSlowAI serves chat completions after delay.
+func startSlowAI(t *testing.T, delay time.Duration) *slowAI {
+	t.Helper()
+	a := &slowAI{arrived: make(chan struct{}, 16)}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/v1/chat/completions" {
+			http.Error(w, "not here", http.StatusNotFound)
+			return
+		}
+		select {
+		case a.arrived <- struct{}{}:
+		default:
+		}
+		select {
+		case <-time.After(delay):
+		case <-r.Context().Done():
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprint(w, `{"id":"chatcmpl-slow","object":"chat.completion","created":1700000000,"model":"slow-text",`+
+			`"choices":[{"index":0,"message":{"role":"assistant","content":"We sell shoes, gladly."},"finish_reason":"stop"}]}`)
+	}))
+	t.Cleanup(srv.Close)
+	a.env = []string{"CREDITS_AI_PROVIDER=openai", "CREDITS_AI_BASE_URL=" + srv.URL + "/v1", "CREDITS_AI_API_KEY=test-key",
+		"CREDITS_AI_TEXT_MODEL=slow-text", "CREDITS_AI_IMAGE_MODEL=slow-image", "CREDITS_AI_TIMEOUT=10s"}
+	return a
+}
+
+// timedAnswer is an answer and when it came.
+type timedAnswer struct {
+	answer
+	at time.Time
+}
+
+// postAsync sends an admin POST with an Idempotency-Key and delivers its
+// answer on the channel.
+func postAsync(url, body, key string) <-chan timedAnswer {
+	out := make(chan timedAnswer, 1)
+	go func() {
+		req, err := http.NewRequest("POST", url, strings.NewReader(body))
+		if err != nil {
+			out <- timedAnswer{answer{err: err}, time.Now()}
+			return
+		}
+		req.Header.Set("Authorization", "Bearer "+testAdminKey)
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Idempotency-Key", key)
+		a := send(&http.Client{Timeout: 20 * time.Second}, req)
+		out <- timedAnswer{a, time.Now()}
+	}()
+	return out
+}
+
+// drainProbe sends GETs, on new connections and on one kept-alive
+// connection, while a server drains, and sorts the answers.
+type drainProbe struct {
+	stopc chan struct{}
+	done  chan drainStats
+}
+
+type drainStats struct {
+	ok, unavailable, refused, cut, bad int
+	firstCut, firstBad                 string
+}
+
+func (s drainStats) String() string {
+	return fmt.Sprintf("%d complete 2xx, %d 503 unavailable, %d refused or closed without an answer, %d cut, %d other", s.ok, s.unavailable, s.refused, s.cut, s.bad)
+}
+
+func startDrainProbe(url string) *drainProbe {
+	p := &drainProbe{stopc: make(chan struct{}), done: make(chan drainStats, 1)}
+	fresh := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
+	kept := &http.Client{Timeout: 10 * time.Second}
+	go func() {
+		var st drainStats
+		for i := 0; ; i++ {
+			select {
+			case <-p.stopc:
+				p.done <- st
+				return
+			default:
+			}
+			c := fresh
+			if i%2 == 1 {
+				c = kept
+			}
+			st.add(c, url)
+			time.Sleep(5 * time.Millisecond)
+		}
+	}()
+	return p
+}
+
+// add sends one GET and sorts its answer: no answer at all (refused, or
+// closed before a byte of the answer) is clean; an answer whose body breaks
+// off is cut.
+func (s *drainStats) add(c *http.Client, url string) {
+	req, _ := http.NewRequest("GET", url, nil)
+	req.Header.Set("Authorization", "Bearer "+testAdminKey)
+	resp, err := c.Do(req)
+	if err != nil {
+		s.refused++
+		return
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	switch {
+	case err != nil:
+		s.cut++
+		if s.firstCut == "" {
+			s.firstCut = fmt.Sprintf("%d, then %v after %q", resp.StatusCode, err, b)
+		}
+	case resp.StatusCode < 300 && json.Valid(b):
+		s.ok++
+	case resp.StatusCode == http.StatusServiceUnavailable && resp.Header.Get("Content-Type") == "application/problem+json" && strings.Contains(string(b), `"code":"unavailable"`):
+		s.unavailable++
+	default:
+		s.bad++
+		if s.firstBad == "" {
+			s.firstBad = fmt.Sprintf("%d %s %q", resp.StatusCode, resp.Header.Get("Content-Type"), b)
+		}
+	}
+}
+
+func (p *drainProbe) stop() drainStats {
+	close(p.stopc)
+	return <-p.done
+}
+
+// heldPastExpiry counts, in the SQLite file, the held charges whose expiry
+// has passed.
+func heldPastExpiry(t *testing.T, db string) int {
+	t.Helper()
+	conn, err := sql.Open("sqlite", "file:"+db+"?mode=ro")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	var n int
+	if err := conn.QueryRow(`SELECT COUNT(*) FROM charges WHERE status = 'held' AND expires_at <= ?`, time.Now().UnixMicro()).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	return n
 }

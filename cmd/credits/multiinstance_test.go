@@ -5,11 +5,14 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/url"
+	"os/exec"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -562,4 +565,129 @@ func TestPostgresOutage(t *testing.T) {
 	if holds := checkLedger(t, p.url, ws, bal.Available); holds != len(charged) {
 		t.Errorf("ledger after the retries: %d holds, want %d", holds, len(charged))
 	}
+}
+
+// TestPostgresKillOneInstance runs charge load spread over two instances on
+// one database and kills one with SIGKILL at a random moment, while the
+// other keeps serving (every request sent to it succeeds; a client whose
+// instance died moves to it, as a load balancer would), then restarts it;
+// several rounds. Every acknowledged charge is there, a retry of every
+// request that got no answer charges exactly once, and credits verify
+// passes.
+func TestPostgresKillOneInstance(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the real binary on PostgreSQL; skipped with -short")
+	}
+	db := pgtest.URL(t)
+	bin := buildBinary(t, t.TempDir())
+	seed := uint64(time.Now().UnixNano())
+	rng := rand.New(rand.NewPCG(seed, seed>>32))
+	t.Logf("random seed %d", seed)
+	procs := [2]*proc{startProcEnv(t, bin, db, noRateLimit), startProcEnv(t, bin, db, noRateLimit)}
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("instance 0 log:\n%s\ninstance 1 log:\n%s", procs[0].log, procs[1].log)
+		}
+	})
+	for round := 1; round <= 3; round++ {
+		ws := fmt.Sprintf("pg-kill-%d", round)
+		callJSON(t, 201, "POST", procs[round%2].url+"/v1/workspaces", testAdminKey, `{"id":"`+ws+`","name":"Kill","plan":"pro"}`, nil)
+		victim := rng.IntN(2)
+		delay := time.Duration(100+rng.IntN(400)) * time.Millisecond
+		res, after := spreadLoad(t, [2]string{procs[0].url, procs[1].url}, victim, ws, delay, func() {
+			if err := procs[victim].cmd.Process.Kill(); err != nil {
+				t.Errorf("kill: %v", err)
+			}
+			<-procs[victim].exited
+		})
+		if len(res.acked) == 0 || after == 0 {
+			t.Fatalf("round %d: %d charges acknowledged, %d by the survivor after the kill", round, len(res.acked), after)
+		}
+		restart := time.Now()
+		procs[victim] = startProcEnv(t, bin, db, noRateLimit)
+		t.Logf("round %d: killed instance %d %v into the load; the other acknowledged %d charges after", round, victim, delay, after)
+		verifyLoad(t, procs[victim].url, ws, res, restart)
+		// Both instances see the same books.
+		if a, b := getBalance(t, procs[0].url, testAdminKey, ws), getBalance(t, procs[1].url, testAdminKey, ws); a != b {
+			t.Errorf("the instances disagree: %+v and %+v", a, b)
+		}
+	}
+	out, err := exec.Command(bin, "verify", "--db", db).CombinedOutput()
+	if err != nil {
+		t.Fatalf("credits verify: %v\n%s", err, out)
+	}
+	t.Logf("%s", out)
+}
+
+// spreadLoad sends charges on ws from 8 workers, half to each instance,
+// kills instance victim (with kill) delay into the load, lets the survivor
+// serve alone for a while, then stops. Requests to the survivor must all
+// succeed; a worker whose request to the victim got no answer records the
+// key and moves to the survivor. It returns what the load saw and how many
+// charges the survivor acknowledged after the kill.
+func spreadLoad(t *testing.T, urls [2]string, victim int, ws string, delay time.Duration, kill func()) (*loadResult, int) {
+	t.Helper()
+	const workers, perWorker = 8, 300
+	client := &http.Client{
+		Timeout:   20 * time.Second,
+		Transport: &http.Transport{MaxIdleConnsPerHost: workers, DisableCompression: true},
+	}
+	defer client.CloseIdleConnections()
+	res := &loadResult{acked: map[string]string{}}
+	var killed atomic.Bool
+	var afterKill atomic.Int64
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Go(func() {
+			target := w % 2
+			for i := range perWorker {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				key := fmt.Sprintf("%s-w%d-%d", ws, w, i)
+				wasKilled := killed.Load()
+				status, id, err := postCharge(client, urls[target], ws, key)
+				if err == nil && status == http.StatusCreated {
+					res.mu.Lock()
+					res.acked[key] = id
+					res.mu.Unlock()
+					if wasKilled && target != victim {
+						afterKill.Add(1)
+					}
+					continue
+				}
+				if target != victim {
+					t.Errorf("the surviving instance failed charge %s: %d %v", key, status, err)
+					return
+				}
+				if err == nil && status != http.StatusServiceUnavailable {
+					t.Errorf("charge %s: unexpected status %d", key, status)
+					return
+				}
+				res.mu.Lock()
+				res.unknown = append(res.unknown, key)
+				if err != nil {
+					res.errs = append(res.errs, err.Error())
+				} else {
+					res.got503++
+				}
+				res.mu.Unlock()
+				target = 1 - victim // the load balancer takes it out
+			}
+			res.full.Add(1)
+		})
+	}
+	time.Sleep(delay)
+	killed.Store(true)
+	kill()
+	// The survivor serves alone for a while.
+	for deadline := time.Now().Add(2 * time.Second); afterKill.Load() < 100 && time.Now().Before(deadline); {
+		time.Sleep(10 * time.Millisecond)
+	}
+	close(stop)
+	wg.Wait()
+	return res, int(afterKill.Load())
 }
