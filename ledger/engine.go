@@ -44,6 +44,10 @@ type Options struct {
 	// SweepInterval is how often held charges past expiry are expired
 	// (default 1 s; negative disables the sweeper).
 	SweepInterval time.Duration
+	// Writers is how many batches may be in flight at once on a store with
+	// many writers (PostgreSQL; default 1). They take turns per workspace
+	// through the store's locks. A single-writer store always has one.
+	Writers int
 	// CacheAccounts and CacheHolds bound the writer's memory of committed
 	// accounts and held charges on a single-writer store (default 100,000
 	// each).
@@ -133,7 +137,22 @@ func New(store Store, cat credits.Catalog, opts Options) (*Engine, error) {
 	if sw, ok := store.(SingleWriter); ok && sw.SingleWriter() {
 		e.cache = newCache(opts.CacheAccounts, opts.CacheHolds)
 	}
-	go e.run()
+	writers := opts.Writers
+	if e.cache != nil || writers <= 0 {
+		writers = 1 // one writer owns a single-writer store
+	}
+	var wg sync.WaitGroup
+	for range writers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			e.run()
+		}()
+	}
+	go func() {
+		wg.Wait()
+		close(e.stopped)
+	}()
 	if l, ok := store.(Listener); ok {
 		e.listening = true
 		ctx, cancel := context.WithCancel(context.Background())

@@ -22,7 +22,6 @@ type request struct {
 }
 
 func (e *Engine) run() {
-	defer close(e.stopped)
 	batch := make([]request, 0, e.opts.MaxBatch)
 	for {
 		select {

@@ -44,7 +44,7 @@ func twoEngines(t *testing.T, maxBatch int) (*ledger.Engine, *ledger.Engine, *po
 		if first == nil {
 			first = st
 		}
-		e, err := ledger.New(st, credits.DefaultCatalog(), ledger.Options{MaxBatch: maxBatch, SweepInterval: -1})
+		e, err := ledger.New(st, credits.DefaultCatalog(), ledger.Options{MaxBatch: maxBatch, Writers: 4, SweepInterval: -1})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -227,7 +227,7 @@ func TestTwoInstancesResetAndSweepOnce(t *testing.T) {
 		}
 		t.Cleanup(func() { s.Close() })
 		st = s
-		e, err := ledger.New(s, credits.DefaultCatalog(), ledger.Options{NowFunc: clk.Now, SweepInterval: -1})
+		e, err := ledger.New(s, credits.DefaultCatalog(), ledger.Options{NowFunc: clk.Now, Writers: 4, SweepInterval: -1})
 		if err != nil {
 			t.Fatal(err)
 		}

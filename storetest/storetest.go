@@ -66,7 +66,7 @@ func setup(t *testing.T, open OpenFunc, maxBatch int) *testBundle {
 	t.Helper()
 	st := open(t)
 	clk := NewClock(epoch)
-	e, err := ledger.New(st, credits.DefaultCatalog(), ledger.Options{NowFunc: clk.Now, MaxBatch: maxBatch, SweepInterval: -1})
+	e, err := ledger.New(st, credits.DefaultCatalog(), ledger.Options{NowFunc: clk.Now, MaxBatch: maxBatch, Writers: 4, SweepInterval: -1})
 	if err != nil {
 		t.Fatal(err)
 	}

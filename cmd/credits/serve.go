@@ -130,7 +130,7 @@ func (c *ServeCommand) Run(ctx context.Context) error {
 		return fmt.Errorf("%s: %w", name, err)
 	}
 
-	engine, err := ledger.New(st, cat, ledger.Options{Logger: log, SweepInterval: c.SweepInterval})
+	engine, err := ledger.New(st, cat, ledger.Options{Logger: log, SweepInterval: c.SweepInterval, Writers: 4})
 	if err != nil {
 		return err
 	}
