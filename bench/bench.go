@@ -81,6 +81,7 @@ type Config struct {
 	Duration   time.Duration // per scenario (5 s)
 	Workers    int           // concurrent callers (64)
 	Workspaces int           // of the many shape (10,000)
+	Streams    int           // balance streams of the http/hot+streams row (2,000)
 	Shapes     []string      // ShapeMany, ShapeHot (both)
 	// Scenarios selects rows by name or name prefix ("engine/sqlite",
 	// "http", "naive/postgres/hot"); empty: every available row.
@@ -118,6 +119,9 @@ func (c *Config) defaults() {
 	if c.Workspaces <= 0 {
 		c.Workspaces = 10_000
 	}
+	if c.Streams <= 0 {
+		c.Streams = DefaultStreams
+	}
 	if len(c.Shapes) == 0 {
 		c.Shapes = []string{ShapeMany, ShapeHot}
 	}
@@ -137,6 +141,7 @@ type scenario struct {
 	shape     string
 	reference string // the row this one is divided by; "" for a reference
 	requests  int    // HTTP requests per pair (0: not HTTP)
+	streams   int    // balance streams open on the hot workspace
 }
 
 // allScenarios lists every row in table order.
@@ -155,6 +160,11 @@ func allScenarios(shapes []string) []scenario {
 	}
 	for _, shape := range shapes {
 		out = append(out, scenario{name: "http/" + shape, kind: "http", backend: "http", shape: shape, reference: "http/noop", requests: 2})
+	}
+	for _, shape := range shapes {
+		if shape == ShapeHot {
+			out = append(out, scenario{name: "http/hot+streams", kind: "http", backend: "http", shape: ShapeHot, reference: "http/hot", requests: 2, streams: DefaultStreams})
+		}
 	}
 	out = append(out, scenario{name: "http/noop", kind: "noop", backend: "http", shape: ShapeMany, requests: 2})
 	return out
@@ -191,6 +201,11 @@ func (c *Config) selectScenarios() ([]scenario, error) {
 		}
 	}
 	all := allScenarios(c.Shapes)
+	for i := range all {
+		if all[i].streams > 0 {
+			all[i].streams = c.Streams
+		}
+	}
 	unavailable := func(s scenario) string {
 		switch {
 		case s.backend == "postgres" && c.PostgresURL == "":
@@ -251,6 +266,11 @@ type target interface {
 	Close() error
 }
 
+// finisher is a target with checks to make right after the load.
+type finisher interface {
+	Finish(ctx context.Context, res *Result) error
+}
+
 // Result is one row of the table.
 type Result struct {
 	Scenario       string  `json:"scenario"`
@@ -272,6 +292,10 @@ type Result struct {
 	Ratio     float64 `json:"ratio,omitempty"`
 	// Verified is set when Config.Verify checked the store afterwards.
 	Verified bool `json:"verified,omitempty"`
+	// Streams were open on the workspace during the row; StreamsFinal of
+	// them received the final balance.
+	Streams      int `json:"streams,omitempty"`
+	StreamsFinal int `json:"streams_final,omitempty"`
 
 	hist *Histogram
 }
@@ -410,7 +434,7 @@ func runScenario(ctx context.Context, cfg *Config, s scenario, tmp, run string) 
 	if s.shape == ShapeMany {
 		n = cfg.Workspaces
 	}
-	ids := workspaceIDs(run+"-"+strings.ReplaceAll(s.name, "/", "-"), n)
+	ids := workspaceIDs(run+"-"+strings.NewReplacer("/", "-", "+", "-").Replace(s.name), n)
 	if s.kind == "noop" {
 		p.setup("starting the no-op handler")
 	} else {
@@ -422,6 +446,9 @@ func runScenario(ctx context.Context, cfg *Config, s scenario, tmp, run string) 
 		return Result{}, err
 	}
 	res, runErr := drive(ctx, cfg, s, t, ids, run, p)
+	if f, ok := t.(finisher); ok && runErr == nil {
+		runErr = f.Finish(ctx, &res)
+	}
 	if runErr == nil && cfg.Verify {
 		if err := t.Verify(ctx); err != nil {
 			runErr = fmt.Errorf("verify: %w", err)

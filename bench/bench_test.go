@@ -72,6 +72,7 @@ func tinyConfig(t *testing.T) Config {
 		Duration:    200 * time.Millisecond,
 		Workers:     4,
 		Workspaces:  10,
+		Streams:     20,
 		StartServer: startTestServer,
 		TempDir:     t.TempDir(),
 		Verify:      true,
@@ -166,8 +167,11 @@ func TestRunSQLiteAndHTTPScenarios(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []string{"engine/sqlite/many", "engine/sqlite/hot", "naive/sqlite/many", "naive/sqlite/hot", "http/many", "http/hot", "http/noop"}
+	want := []string{"engine/sqlite/many", "engine/sqlite/hot", "naive/sqlite/many", "naive/sqlite/hot", "http/many", "http/hot", "http/hot+streams", "http/noop"}
 	checkReport(t, rep, want)
+	if r := rep.Result("http/hot+streams"); r.Streams != cfg.Streams || r.StreamsFinal != cfg.Streams || r.Reference != "http/hot" {
+		t.Errorf("streams row %+v", r)
+	}
 	for _, name := range want {
 		if !strings.Contains(progress.String(), "scenario "+name+": ") {
 			t.Errorf("no progress line for %s:\n%s", name, progress.String())

@@ -44,6 +44,10 @@ type httpTarget struct {
 	dbPath string
 	ids    []string
 	op     string
+	// streams is open on the workspace in the +streams row.
+	streams *streams
+	base    string
+	admin   string
 }
 
 func newHTTPTarget(ctx context.Context, cfg *Config, s scenario, tmp string, ids []string) (_ *httpTarget, err error) {
@@ -66,6 +70,7 @@ func newHTTPTarget(ctx context.Context, cfg *Config, s scenario, tmp string, ids
 		}
 	}
 	t.c, t.tr = newHTTPClient(base, key, cfg.Workers)
+	t.base, t.admin = base, key
 	if cfg.ServerURL != "" {
 		// A running server has its own catalog: take its largest plan, and
 		// the bench's operation, which it must price.
@@ -94,9 +99,33 @@ func newHTTPTarget(ctx context.Context, cfg *Config, s scenario, tmp string, ids
 	if err != nil {
 		return nil, fmt.Errorf("creating a service API key: %w", err)
 	}
+	if s.streams > 0 {
+		if t.streams, err = openStreams(ctx, base, k.Secret, ids[0], s.streams); err != nil {
+			return nil, fmt.Errorf("opening %d balance streams: %w", s.streams, err)
+		}
+	}
 	t.tr.CloseIdleConnections()
 	t.c, t.tr = newHTTPClient(base, k.Secret, cfg.Workers)
 	return t, nil
+}
+
+// Finish checks that every open stream received the final balance.
+func (t *httpTarget) Finish(ctx context.Context, res *Result) error {
+	if t.streams == nil {
+		return nil
+	}
+	b, err := t.c.Balance(ctx, t.ids[0])
+	if err != nil {
+		return err
+	}
+	res.Streams = len(t.streams.last)
+	res.StreamsFinal = t.streams.waitFinal(b.Used, 10*time.Second)
+	t.streams.close()
+	t.streams = nil
+	if res.StreamsFinal != res.Streams {
+		return fmt.Errorf("%d of %d streams never received the final balance (used %d)", res.Streams-res.StreamsFinal, res.Streams, b.Used)
+	}
+	return nil
 }
 
 func randomKey() string {
@@ -150,6 +179,10 @@ func (t *httpTarget) Verify(ctx context.Context) error {
 }
 
 func (t *httpTarget) Close() error {
+	if t.streams != nil {
+		t.streams.close()
+		t.streams = nil
+	}
 	if t.tr != nil {
 		t.tr.CloseIdleConnections()
 	}

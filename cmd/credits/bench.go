@@ -36,6 +36,7 @@ func (c *BenchCommand) Run(ctx context.Context, args []string) error {
 	fs.DurationVar(&cfg.Duration, "duration", 5*time.Second, "how long each scenario runs")
 	fs.IntVar(&cfg.Workers, "workers", 64, "concurrent callers (HTTP: keep-alive clients)")
 	fs.IntVar(&cfg.Workspaces, "workspaces", 10_000, "workspaces of the many shape")
+	fs.IntVar(&cfg.Streams, "streams", bench.DefaultStreams, "balance streams open on the workspace of the http/hot+streams row")
 	shapes := fs.String("shapes", "many,hot", "load shapes: many (uniform over --workspaces), hot (one workspace)")
 	scenarios := fs.String("scenarios", "", "comma list of scenarios or prefixes (default: all available): "+strings.Join(bench.ScenarioNames([]string{bench.ShapeMany, bench.ShapeHot}), ", "))
 	fs.StringVar(&cfg.PostgresURL, "pg", "", "postgres:// URL: adds the PostgreSQL rows (each in a schema of its own, dropped afterwards)")

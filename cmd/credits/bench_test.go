@@ -68,8 +68,11 @@ func checkRows(t *testing.T, out string, rep bench.Report, want []string) {
 
 func TestBenchRunsEveryLocalScenarioAgainstCreditsServe(t *testing.T) {
 	t.Parallel()
-	out, rep := runBench(t, nil)
-	checkRows(t, out, rep, []string{"engine/sqlite/many", "engine/sqlite/hot", "naive/sqlite/many", "naive/sqlite/hot", "http/many", "http/hot", "http/noop"})
+	out, rep := runBench(t, nil, "--streams", "10")
+	checkRows(t, out, rep, []string{"engine/sqlite/many", "engine/sqlite/hot", "naive/sqlite/many", "naive/sqlite/hot", "http/many", "http/hot", "http/hot+streams", "http/noop"})
+	if !strings.Contains(out, "http/hot+streams: 10 balance streams open on the workspace; 10 received the final balance") {
+		t.Errorf("no streams line:\n%s", out)
+	}
 	if !strings.Contains(out, "scenario http/many: ") || strings.Contains(out, "\r") {
 		t.Errorf("want plain progress lines off a terminal:\n%s", out)
 	}
@@ -91,8 +94,8 @@ func TestBenchAgainstARunningServer(t *testing.T) {
 	t.Parallel()
 	s := startServe(t, []string{"--addr", "127.0.0.1:0", "--db", filepath.Join(t.TempDir(), "c.db"), "--config", writeBenchCatalog(t)},
 		env{"CREDITS_ADMIN_KEY": testAdminKey, "CREDITS_RATE_LIMIT": "0"})
-	out, rep := runBench(t, env{"CREDITS_ADMIN_KEY": testAdminKey}, "--url", s.url, "--scenarios", "http")
-	checkRows(t, out, rep, []string{"http/many", "http/hot", "http/noop"})
+	out, rep := runBench(t, env{"CREDITS_ADMIN_KEY": testAdminKey}, "--url", s.url, "--scenarios", "http", "--streams", "5")
+	checkRows(t, out, rep, []string{"http/many", "http/hot", "http/hot+streams", "http/noop"})
 }
 
 func writeBenchCatalog(t *testing.T) string {
