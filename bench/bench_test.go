@@ -372,3 +372,27 @@ func TestReportWithoutAReferenceSaysSo(t *testing.T) {
 }
 
 func writeFile(path, s string) error { return os.WriteFile(path, []byte(s), 0o600) }
+
+func TestMemory(t *testing.T) {
+	t.Parallel()
+	var out bytes.Buffer
+	rep, err := Memory(context.Background(), 2500, 100*time.Millisecond, 4, &out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Points) != 3 || rep.Points[0].Workspaces != 1000 || rep.Points[1].Workspaces != 2500 || rep.Points[2].Workspaces != 2500 {
+		t.Fatalf("points %+v", rep.Points)
+	}
+	for _, p := range rep.Points {
+		if p.RSS <= 0 || p.Heap <= 0 {
+			t.Fatalf("point %+v", p)
+		}
+	}
+	if rep.PairsPerSec <= 0 || rep.PeakRSS <= 0 {
+		t.Fatalf("report %+v", rep)
+	}
+	var table bytes.Buffer
+	if err := rep.WriteTable(&table); err != nil || !strings.Contains(table.String(), "2500 (after load)") {
+		t.Fatalf("table %q %v", table.String(), err)
+	}
+}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -44,8 +45,27 @@ func (c *BenchCommand) Run(ctx context.Context, args []string) error {
 	jsonFile := fs.String("json", "", "also write the figures as JSON to this file")
 	fs.IntVar(&cfg.MaxBatch, "batch", 0, "the in-process engine's MaxBatch (default: the engine's)")
 	fs.BoolVar(&cfg.Verify, "verify", false, "after each scenario, check that its store's balances and ledger add up")
+	memory := fs.Int("memory", 0, "instead of the table: create this many workspaces (engine on SQLite), reading memory at each power of ten, then run pairs across all of them for --duration")
 	if err := fs.Parse(args); err != nil {
 		return parseError(err)
+	}
+	if *memory > 0 {
+		rep, err := bench.Memory(ctx, *memory, cfg.Duration, cfg.Workers, c.Stdout)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintln(c.Stdout)
+		if err := rep.WriteTable(c.Stdout); err != nil {
+			return err
+		}
+		if *jsonFile != "" {
+			data, err := json.MarshalIndent(rep, "", "  ")
+			if err != nil {
+				return err
+			}
+			return os.WriteFile(*jsonFile, append(data, '\n'), 0o644)
+		}
+		return nil
 	}
 	if fs.NArg() > 0 {
 		return usageError{fmt.Sprintf("bench takes no arguments, got %q", fs.Args())}
