@@ -9,9 +9,10 @@ import (
 )
 
 // Verify checks every workspace of a store against the invariants (see
-// package credits), from what is committed. Each workspace is read in one
-// snapshot of its own (a live server may keep writing), page by page, so a
-// database of any size is checked in bounded memory.
+// package credits), from what is committed. It reads the whole database in
+// one snapshot (a live server may keep writing; Verify does not see it),
+// streaming every table in index or sort order and merging the streams, so
+// a database of any size is checked in bounded memory and about one pass.
 //
 // What it checks, per workspace:
 //
@@ -26,7 +27,8 @@ import (
 //     held charge nothing else; a captured, released or expired charge
 //     exactly one finishing entry of the right type: capture (0), release
 //     (+cost) in its own cycle, expire (0) after it; no entry names a charge
-//     the workspace does not have;
+//     the workspace does not have, and no charge names a workspace that does
+//     not exist;
 //   - per cycle, the held and captured charges' costs sum to held and used;
 //   - idempotency: every stored answer that names a charge names one of the
 //     workspace's charges, as it was made (operation, quantity, cost,
@@ -41,25 +43,54 @@ import (
 // report.
 func Verify(ctx context.Context, st VerifyStore, fn func(Violation)) (VerifyReport, error) {
 	v := &verifier{now: time.Now(), fn: fn, report: VerifyReport{Violations: []Violation{}}}
-	after := ""
-	for {
-		ids, err := st.WorkspaceIDs(ctx, after, verifyPage)
+	err := st.ReadSnapshot(ctx, func(snap Snapshot) error {
+		ws, err := snap.Workspaces(ctx)
 		if err != nil {
-			return v.report, fmt.Errorf("verify: listing workspaces: %w", err)
+			return err
 		}
-		for _, id := range ids {
-			err := st.ReadWorkspace(ctx, id, func(rows WorkspaceRows) error {
-				return v.workspace(ctx, id, rows)
-			})
+		defer ws.Close()
+		cs, err := snap.Charges(ctx)
+		if err != nil {
+			return err
+		}
+		defer cs.Close()
+		workspaces := &peeker[string]{s: ws}
+		charges := &peeker[credits.Charge]{s: cs}
+		for {
+			id, ok, err := workspaces.next(ctx)
 			if err != nil {
-				return v.report, fmt.Errorf("verify: workspace %s: %w", id, err)
+				return err
+			}
+			if !ok {
+				break
+			}
+			if err := v.chargesWithoutWorkspace(ctx, charges, id); err != nil {
+				return err
+			}
+			if err := v.workspace(ctx, id, snap, charges); err != nil {
+				return fmt.Errorf("workspace %s: %w", id, err)
 			}
 			v.report.Workspaces++
 		}
-		if len(ids) < verifyPage {
-			return v.report, nil
+		return v.chargesWithoutWorkspace(ctx, charges, "")
+	})
+	if err != nil {
+		return v.report, fmt.Errorf("verify: %w", err)
+	}
+	return v.report, nil
+}
+
+// chargesWithoutWorkspace reports the charges (in workspace order) of
+// workspaces before ws ("": all the rest): none of them exists.
+func (v *verifier) chargesWithoutWorkspace(ctx context.Context, charges *peeker[credits.Charge], ws string) error {
+	for {
+		c, ok, err := charges.peek(ctx)
+		if err != nil || !ok || (ws != "" && c.WorkspaceID >= ws) {
+			return err
 		}
-		after = ids[len(ids)-1]
+		charges.skip()
+		v.report.Charges++
+		v.add(ViolationChargeWorkspace, c.WorkspaceID, c.ID, "the charge's workspace does not exist")
 	}
 }
 
@@ -72,31 +103,30 @@ const MaxReportedViolations = 1000
 
 // VerifyStore is the read side Verify needs. Both stores implement it.
 type VerifyStore interface {
-	// WorkspaceIDs returns up to limit workspace ids greater than after,
-	// in byte order.
-	WorkspaceIDs(ctx context.Context, after string, limit int) ([]string, error)
-	// ReadWorkspace calls fn with a read-only view of one workspace's rows,
+	// ReadSnapshot calls fn with a read-only view of the whole database,
 	// all read in one snapshot (what commits meanwhile is not seen). The
 	// view is valid only during fn.
-	ReadWorkspace(ctx context.Context, workspaceID string, fn func(WorkspaceRows) error) error
+	ReadSnapshot(ctx context.Context, fn func(Snapshot) error) error
 }
 
-// WorkspaceRows is one workspace's rows, from one snapshot.
-type WorkspaceRows interface {
-	// CurrentCycle is the workspace row's current cycle number.
-	CurrentCycle(ctx context.Context) (int, error)
-	// Cycles returns every cycle row of the workspace, oldest first.
-	Cycles(ctx context.Context) ([]credits.Cycle, error)
-	// Entries streams the ledger, oldest first (by Seq).
-	Entries(ctx context.Context) (Stream[credits.Entry], error)
-	// Charges streams the charges, by id in byte order.
+// Snapshot is the database as of one moment. Ids are ordered bytewise.
+type Snapshot interface {
+	// Workspaces streams the workspace ids, in order.
+	Workspaces(ctx context.Context) (Stream[string], error)
+	// Charges streams every charge, by workspace id, then id.
 	Charges(ctx context.Context) (Stream[credits.Charge], error)
-	// ChargeEntries streams the entries that name a charge, by charge id in
-	// byte order, then Seq.
-	ChargeEntries(ctx context.Context) (Stream[credits.Entry], error)
-	// IdempotencyCharges streams the idempotency records whose stored answer
-	// holds a charge, by that charge's id in byte order, then key.
-	IdempotencyCharges(ctx context.Context) (Stream[IdemRecord], error)
+	// CurrentCycle is a workspace row's current cycle number.
+	CurrentCycle(ctx context.Context, workspaceID string) (int, error)
+	// Cycles returns every cycle row of a workspace, oldest first.
+	Cycles(ctx context.Context, workspaceID string) ([]credits.Cycle, error)
+	// Entries streams a workspace's ledger, oldest first (by Seq).
+	Entries(ctx context.Context, workspaceID string) (Stream[credits.Entry], error)
+	// ChargeEntries streams a workspace's entries that name a charge, by
+	// charge id, then Seq.
+	ChargeEntries(ctx context.Context, workspaceID string) (Stream[credits.Entry], error)
+	// IdempotencyCharges streams a workspace's idempotency records whose
+	// stored answer holds a charge, by that charge's id, then key.
+	IdempotencyCharges(ctx context.Context, workspaceID string) (Stream[IdemRecord], error)
 }
 
 // Stream reads rows page by page.
@@ -137,6 +167,7 @@ const (
 	ViolationIdemAnswer          = "idempotency_answer_mismatch"
 	ViolationIdemSharedCharge    = "idempotency_shared_charge"
 	ViolationChargeNoIdempotency = "charge_without_idempotency"
+	ViolationChargeWorkspace     = "charge_unknown_workspace"
 )
 
 // idempotencyClockSkew is how much younger than IdempotencyTTL a charge must
@@ -188,12 +219,12 @@ type cycleCheck struct {
 
 func cycleID(n int) string { return fmt.Sprintf("cycle %d", n) }
 
-func (v *verifier) workspace(ctx context.Context, ws string, rows WorkspaceRows) error {
-	cur, err := rows.CurrentCycle(ctx)
+func (v *verifier) workspace(ctx context.Context, ws string, snap Snapshot, charges *peeker[credits.Charge]) error {
+	cur, err := snap.CurrentCycle(ctx, ws)
 	if err != nil {
 		return err
 	}
-	list, err := rows.Cycles(ctx)
+	list, err := snap.Cycles(ctx, ws)
 	if err != nil {
 		return err
 	}
@@ -218,10 +249,10 @@ func (v *verifier) workspace(ctx context.Context, ws string, rows WorkspaceRows)
 	if cycles[cur] == nil {
 		v.add(ViolationCycleMissing, ws, cycleID(cur), "the workspace's current cycle has no row")
 	}
-	if err := v.ledger(ctx, ws, rows, cycles); err != nil {
+	if err := v.ledger(ctx, ws, snap, cycles); err != nil {
 		return err
 	}
-	if err := v.charges(ctx, ws, rows, cycles); err != nil {
+	if err := v.charges(ctx, ws, snap, charges, cycles); err != nil {
 		return err
 	}
 	for _, c := range list {
@@ -243,8 +274,8 @@ func (v *verifier) workspace(ctx context.Context, ws string, rows WorkspaceRows)
 }
 
 // ledger walks the entries oldest first.
-func (v *verifier) ledger(ctx context.Context, ws string, rows WorkspaceRows, cycles map[int]*cycleCheck) error {
-	s, err := rows.Entries(ctx)
+func (v *verifier) ledger(ctx context.Context, ws string, snap Snapshot, cycles map[int]*cycleCheck) error {
+	s, err := snap.Entries(ctx, ws)
 	if err != nil {
 		return err
 	}
@@ -300,25 +331,20 @@ func (v *verifier) ledger(ctx context.Context, ws string, rows WorkspaceRows, cy
 // right; more are counted, not kept).
 const maxEntriesPerCharge = 8
 
-// charges merges three streams ordered by charge id: the charges, the
-// entries that name a charge and the idempotency records that name one.
-func (v *verifier) charges(ctx context.Context, ws string, rows WorkspaceRows, cycles map[int]*cycleCheck) error {
-	cs, err := rows.Charges(ctx)
-	if err != nil {
-		return err
-	}
-	defer cs.Close()
-	es, err := rows.ChargeEntries(ctx)
+// charges merges three streams ordered by charge id: the workspace's
+// charges (its run of the global charge stream), the entries that name a
+// charge and the idempotency records that name one.
+func (v *verifier) charges(ctx context.Context, ws string, snap Snapshot, charges *peeker[credits.Charge], cycles map[int]*cycleCheck) error {
+	es, err := snap.ChargeEntries(ctx, ws)
 	if err != nil {
 		return err
 	}
 	defer es.Close()
-	is, err := rows.IdempotencyCharges(ctx)
+	is, err := snap.IdempotencyCharges(ctx, ws)
 	if err != nil {
 		return err
 	}
 	defer is.Close()
-	charges := &peeker[credits.Charge]{s: cs}
 	entries := &peeker[credits.Entry]{s: es}
 	records := &peeker[IdemRecord]{s: is}
 	recCharge := func(r IdemRecord) string { return answerCharge(r).ID }
@@ -327,13 +353,14 @@ func (v *verifier) charges(ctx context.Context, ws string, rows WorkspaceRows, c
 	var mine []credits.Entry
 	var recs []IdemRecord
 	for {
-		c, ok, err := charges.next(ctx)
+		c, ok, err := charges.peek(ctx)
 		if err != nil {
 			return err
 		}
-		if !ok {
+		if !ok || c.WorkspaceID != ws {
 			break
 		}
+		charges.skip()
 		v.report.Charges++
 		mine, recs = mine[:0], recs[:0]
 		n, err := takeUpTo(ctx, entries, c.ID, entryCharge, &mine, func(e credits.Entry) {

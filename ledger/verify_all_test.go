@@ -196,12 +196,8 @@ func (l *lazyStore) get() ledger.VerifyStore {
 	return l.st
 }
 
-func (l *lazyStore) WorkspaceIDs(ctx context.Context, after string, limit int) ([]string, error) {
-	return l.get().WorkspaceIDs(ctx, after, limit)
-}
-
-func (l *lazyStore) ReadWorkspace(ctx context.Context, id string, fn func(ledger.WorkspaceRows) error) error {
-	return l.get().ReadWorkspace(ctx, id, fn)
+func (l *lazyStore) ReadSnapshot(ctx context.Context, fn func(ledger.Snapshot) error) error {
+	return l.get().ReadSnapshot(ctx, fn)
 }
 
 func postgresBackend() backend {
@@ -241,6 +237,7 @@ type corruption struct {
 	name             string
 	sqlite, postgres string
 	code, id         string
+	ws               string // the violation's workspace, if not ws-a
 }
 
 const (
@@ -296,6 +293,9 @@ var corruptions = []corruption{
 		code: ledger.ViolationCycleGrantedTwice, id: lastEntry},
 	{name: "cycle never granted", sqlite: sqliteMutable + deleteGrant0, postgres: pgMutable + deleteGrant0,
 		code: ledger.ViolationCycleNotGranted, id: oldCycle},
+	{name: "charge moved to a workspace that does not exist", sqlite: `UPDATE charges SET workspace_id = 'ws-0' WHERE id = '{held}'`,
+		postgres: `ALTER TABLE charges DROP CONSTRAINT charges_workspace_id_fkey; UPDATE charges SET workspace_id = 'ws-0' WHERE id = '{held}'`,
+		code:     ledger.ViolationChargeWorkspace, id: "{held}", ws: "ws-0"},
 	{name: "charge row lost", sqlite: `DELETE FROM charges WHERE id = '{held}'`,
 		code: ledger.ViolationEntryUnknownCharge, id: holdOf + `'{held}'`},
 	{name: "stored answer names another charge",
@@ -362,12 +362,16 @@ func TestVerifyStores(t *testing.T) {
 					if err != nil {
 						t.Fatal(err)
 					}
+					ws := c.ws
+					if ws == "" {
+						ws = "ws-a"
+					}
 					found := false
 					for _, v := range r.Violations {
-						if v.WorkspaceID != "ws-a" {
+						if v.WorkspaceID == "ws-b" {
 							t.Errorf("a violation in the untouched workspace: %v", v)
 						}
-						if v.Code == c.code && v.ID == id {
+						if v.Code == c.code && v.ID == id && v.WorkspaceID == ws {
 							found = true
 						}
 					}

@@ -14,52 +14,56 @@ import (
 	"github.com/credits-dev/credits/ledger"
 )
 
-// The read side of ledger.Verify: each workspace is read in one REPEATABLE
-// READ, READ ONLY transaction (one snapshot; the instances go on writing),
-// its rows fetched page by page from server-side cursors. Ids are ordered
-// with COLLATE "C" (byte order), the order the verifier merges in.
+// The read side of ledger.Verify: the whole database is read in one
+// REPEATABLE READ, READ ONLY transaction (one snapshot; the instances go on
+// writing), each table fetched page by page from a server-side cursor. Ids
+// are ordered with COLLATE "C" (byte order), the order the verifier merges
+// in.
 
 var _ ledger.VerifyStore = (*Store)(nil)
 
 // verifyPage is how many rows one FETCH returns.
 const verifyPage = 500
 
-// WorkspaceIDs returns up to limit workspace ids after after, in byte order.
-func (s *Store) WorkspaceIDs(ctx context.Context, after string, limit int) ([]string, error) {
-	rows, err := s.pool.Query(ctx, `SELECT id FROM workspaces WHERE id COLLATE "C" > $1 ORDER BY id COLLATE "C" LIMIT $2`, after, limit)
-	if err != nil {
-		return nil, err
-	}
-	return pgx.CollectRows(rows, pgx.RowTo[string])
-}
-
-// ReadWorkspace calls fn with a workspace's rows, read in one snapshot.
-func (s *Store) ReadWorkspace(ctx context.Context, id string, fn func(ledger.WorkspaceRows) error) error {
+// ReadSnapshot calls fn with the database as of one moment.
+func (s *Store) ReadSnapshot(ctx context.Context, fn func(ledger.Snapshot) error) error {
 	tx, err := s.pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
 	if err != nil {
 		return err
 	}
 	defer tx.Rollback(context.Background()) //nolint:errcheck // read only
-	return fn(&workspaceRows{tx: tx, ws: id})
+	return fn(&snapshot{tx: tx})
 }
 
-type workspaceRows struct {
+type snapshot struct {
 	tx      pgx.Tx
-	ws      string
 	cursors int
 }
 
-func (w *workspaceRows) CurrentCycle(ctx context.Context) (int, error) {
+func (w *snapshot) Workspaces(ctx context.Context) (ledger.Stream[string], error) {
+	scan := func(rows pgx.Rows) (string, error) {
+		var id string
+		return id, rows.Scan(&id)
+	}
+	return openCursor(ctx, w, scan, `SELECT id FROM workspaces ORDER BY id COLLATE "C"`)
+}
+
+func (w *snapshot) Charges(ctx context.Context) (ledger.Stream[credits.Charge], error) {
+	scan := func(rows pgx.Rows) (credits.Charge, error) { return scanCharge(rows) }
+	return openCursor(ctx, w, scan, `SELECT `+chargeCols+` FROM charges ORDER BY workspace_id COLLATE "C", id COLLATE "C"`)
+}
+
+func (w *snapshot) CurrentCycle(ctx context.Context, ws string) (int, error) {
 	var n int
-	err := w.tx.QueryRow(ctx, `SELECT cycle FROM workspaces WHERE id = $1`, w.ws).Scan(&n)
+	err := w.tx.QueryRow(ctx, `SELECT cycle FROM workspaces WHERE id = $1`, ws).Scan(&n)
 	if errors.Is(err, pgx.ErrNoRows) {
-		return 0, credits.NotFound("workspace", w.ws)
+		return 0, credits.NotFound("workspace", ws)
 	}
 	return n, err
 }
 
-func (w *workspaceRows) Cycles(ctx context.Context) ([]credits.Cycle, error) {
-	rows, err := w.tx.Query(ctx, `SELECT n, start_at, end_at, granted, available, held, used, expired FROM cycles WHERE workspace_id = $1 ORDER BY n`, w.ws)
+func (w *snapshot) Cycles(ctx context.Context, ws string) ([]credits.Cycle, error) {
+	rows, err := w.tx.Query(ctx, `SELECT n, start_at, end_at, granted, available, held, used, expired FROM cycles WHERE workspace_id = $1 ORDER BY n`, ws)
 	if err != nil {
 		return nil, err
 	}
@@ -85,20 +89,15 @@ func scanEntry(row pgx.Rows) (credits.Entry, error) {
 	return e, nil
 }
 
-func (w *workspaceRows) Entries(ctx context.Context) (ledger.Stream[credits.Entry], error) {
-	return openCursor(ctx, w, scanEntry, `SELECT `+entryCols+` FROM entries WHERE workspace_id = $1 ORDER BY seq`, w.ws)
+func (w *snapshot) Entries(ctx context.Context, ws string) (ledger.Stream[credits.Entry], error) {
+	return openCursor(ctx, w, scanEntry, `SELECT `+entryCols+` FROM entries WHERE workspace_id = $1 ORDER BY seq`, ws)
 }
 
-func (w *workspaceRows) ChargeEntries(ctx context.Context) (ledger.Stream[credits.Entry], error) {
-	return openCursor(ctx, w, scanEntry, `SELECT `+entryCols+` FROM entries WHERE workspace_id = $1 AND charge_id IS NOT NULL ORDER BY charge_id COLLATE "C", seq`, w.ws)
+func (w *snapshot) ChargeEntries(ctx context.Context, ws string) (ledger.Stream[credits.Entry], error) {
+	return openCursor(ctx, w, scanEntry, `SELECT `+entryCols+` FROM entries WHERE workspace_id = $1 AND charge_id IS NOT NULL ORDER BY charge_id COLLATE "C", seq`, ws)
 }
 
-func (w *workspaceRows) Charges(ctx context.Context) (ledger.Stream[credits.Charge], error) {
-	scan := func(rows pgx.Rows) (credits.Charge, error) { return scanCharge(rows) }
-	return openCursor(ctx, w, scan, `SELECT `+chargeCols+` FROM charges WHERE workspace_id = $1 ORDER BY id COLLATE "C"`, w.ws)
-}
-
-func (w *workspaceRows) IdempotencyCharges(ctx context.Context) (ledger.Stream[ledger.IdemRecord], error) {
+func (w *snapshot) IdempotencyCharges(ctx context.Context, ws string) (ledger.Stream[ledger.IdemRecord], error) {
 	scan := func(rows pgx.Rows) (ledger.IdemRecord, error) {
 		var r ledger.IdemRecord
 		var result []byte
@@ -118,7 +117,7 @@ func (w *workspaceRows) IdempotencyCharges(ctx context.Context) (ledger.Stream[l
 	}
 	return openCursor(ctx, w, scan, `SELECT workspace_id, key, fingerprint, created_at, result, result->'charge'->>'id' AS charge_id
 		FROM idempotency WHERE workspace_id = $1 AND result->'charge'->>'id' IS NOT NULL
-		ORDER BY result->'charge'->>'id' COLLATE "C", key COLLATE "C"`, w.ws)
+		ORDER BY result->'charge'->>'id' COLLATE "C", key COLLATE "C"`, ws)
 }
 
 // cursor pages through a server-side cursor of the read transaction.
@@ -129,7 +128,7 @@ type cursor[T any] struct {
 	done bool
 }
 
-func openCursor[T any](ctx context.Context, w *workspaceRows, scan func(pgx.Rows) (T, error), query string, args ...any) (ledger.Stream[T], error) {
+func openCursor[T any](ctx context.Context, w *snapshot, scan func(pgx.Rows) (T, error), query string, args ...any) (ledger.Stream[T], error) {
 	w.cursors++
 	name := "credits_verify_" + strconv.Itoa(w.cursors)
 	if _, err := w.tx.Exec(ctx, `DECLARE `+name+` NO SCROLL CURSOR FOR `+query, args...); err != nil {

@@ -10,59 +10,54 @@ import (
 	"github.com/credits-dev/credits/ledger"
 )
 
-// The read side of ledger.Verify: each workspace is read in one read
-// transaction (in WAL mode a snapshot: the writer goes on meanwhile), its
-// rows streamed from open cursors page by page.
+// The read side of ledger.Verify: the whole database is read in one read
+// transaction (in WAL mode a snapshot: the writer goes on meanwhile; the
+// checkpointer's PASSIVE checkpoints stop at it), each table streamed from
+// an open cursor page by page, in index order or sorted by SQLite.
 
 var _ ledger.VerifyStore = (*Store)(nil)
 
 // verifyPage is how many rows a stream returns at once.
 const verifyPage = 500
 
-// WorkspaceIDs returns up to limit workspace ids after after, in byte order.
-func (s *Store) WorkspaceIDs(ctx context.Context, after string, limit int) ([]string, error) {
-	rows, err := s.r.QueryContext(ctx, `SELECT id FROM workspaces WHERE id > ? ORDER BY id LIMIT ?`, after, limit)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []string
-	for rows.Next() {
-		var id string
-		if err := rows.Scan(&id); err != nil {
-			return nil, err
-		}
-		out = append(out, id)
-	}
-	return out, rows.Err()
-}
-
-// ReadWorkspace calls fn with a workspace's rows, read in one transaction.
-func (s *Store) ReadWorkspace(ctx context.Context, id string, fn func(ledger.WorkspaceRows) error) error {
+// ReadSnapshot calls fn with the database as of one moment.
+func (s *Store) ReadSnapshot(ctx context.Context, fn func(ledger.Snapshot) error) error {
 	tx, err := s.r.BeginTx(ctx, nil)
 	if err != nil {
 		return err
 	}
 	defer tx.Rollback() //nolint:errcheck // read only
-	return fn(&workspaceRows{tx: tx, ws: id})
+	return fn(&snapshot{tx: tx})
 }
 
-type workspaceRows struct {
+type snapshot struct {
 	tx *sql.Tx
-	ws string
 }
 
-func (w *workspaceRows) CurrentCycle(ctx context.Context) (int, error) {
+func (w *snapshot) Workspaces(ctx context.Context) (ledger.Stream[string], error) {
+	scan := func(rows *sql.Rows) (string, error) {
+		var id string
+		return id, rows.Scan(&id)
+	}
+	return openStream(ctx, w.tx, scan, `SELECT id FROM workspaces ORDER BY id`)
+}
+
+func (w *snapshot) Charges(ctx context.Context) (ledger.Stream[credits.Charge], error) {
+	scan := func(rows *sql.Rows) (credits.Charge, error) { return scanCharge(rows) }
+	return openStream(ctx, w.tx, scan, `SELECT `+chargeCols+` FROM charges ORDER BY workspace_id, id`)
+}
+
+func (w *snapshot) CurrentCycle(ctx context.Context, ws string) (int, error) {
 	var n int
-	err := w.tx.QueryRowContext(ctx, `SELECT cycle FROM workspaces WHERE id = ?`, w.ws).Scan(&n)
+	err := w.tx.QueryRowContext(ctx, `SELECT cycle FROM workspaces WHERE id = ?`, ws).Scan(&n)
 	if err == sql.ErrNoRows {
-		return 0, credits.NotFound("workspace", w.ws)
+		return 0, credits.NotFound("workspace", ws)
 	}
 	return n, err
 }
 
-func (w *workspaceRows) Cycles(ctx context.Context) ([]credits.Cycle, error) {
-	rows, err := w.tx.QueryContext(ctx, `SELECT n, start_at, end_at, granted, available, held, used, expired FROM cycles WHERE workspace_id = ? ORDER BY n`, w.ws)
+func (w *snapshot) Cycles(ctx context.Context, ws string) ([]credits.Cycle, error) {
+	rows, err := w.tx.QueryContext(ctx, `SELECT n, start_at, end_at, granted, available, held, used, expired FROM cycles WHERE workspace_id = ? ORDER BY n`, ws)
 	if err != nil {
 		return nil, err
 	}
@@ -95,20 +90,15 @@ func scanEntry(rows *sql.Rows) (credits.Entry, error) {
 	return e, nil
 }
 
-func (w *workspaceRows) Entries(ctx context.Context) (ledger.Stream[credits.Entry], error) {
-	return openStream(ctx, w.tx, scanEntry, `SELECT `+entryCols+` FROM entries WHERE workspace_id = ? ORDER BY seq`, w.ws)
+func (w *snapshot) Entries(ctx context.Context, ws string) (ledger.Stream[credits.Entry], error) {
+	return openStream(ctx, w.tx, scanEntry, `SELECT `+entryCols+` FROM entries WHERE workspace_id = ? ORDER BY seq`, ws)
 }
 
-func (w *workspaceRows) ChargeEntries(ctx context.Context) (ledger.Stream[credits.Entry], error) {
-	return openStream(ctx, w.tx, scanEntry, `SELECT `+entryCols+` FROM entries WHERE workspace_id = ? AND charge_id IS NOT NULL ORDER BY charge_id, seq`, w.ws)
+func (w *snapshot) ChargeEntries(ctx context.Context, ws string) (ledger.Stream[credits.Entry], error) {
+	return openStream(ctx, w.tx, scanEntry, `SELECT `+entryCols+` FROM entries WHERE workspace_id = ? AND charge_id IS NOT NULL ORDER BY charge_id, seq`, ws)
 }
 
-func (w *workspaceRows) Charges(ctx context.Context) (ledger.Stream[credits.Charge], error) {
-	scan := func(rows *sql.Rows) (credits.Charge, error) { return scanCharge(rows) }
-	return openStream(ctx, w.tx, scan, `SELECT `+chargeCols+` FROM charges WHERE workspace_id = ? ORDER BY id`, w.ws)
-}
-
-func (w *workspaceRows) IdempotencyCharges(ctx context.Context) (ledger.Stream[ledger.IdemRecord], error) {
+func (w *snapshot) IdempotencyCharges(ctx context.Context, ws string) (ledger.Stream[ledger.IdemRecord], error) {
 	scan := func(rows *sql.Rows) (ledger.IdemRecord, error) {
 		var r ledger.IdemRecord
 		var created int64
@@ -127,7 +117,7 @@ func (w *workspaceRows) IdempotencyCharges(ctx context.Context) (ledger.Stream[l
 	}
 	return openStream(ctx, w.tx, scan, `SELECT workspace_id, key, fingerprint, created_at, result, charge_id FROM (
 		SELECT *, json_extract(result, '$.charge.id') AS charge_id FROM idempotency WHERE workspace_id = ?)
-		WHERE charge_id IS NOT NULL ORDER BY charge_id, key`, w.ws)
+		WHERE charge_id IS NOT NULL ORDER BY charge_id, key`, ws)
 }
 
 // rowStream pages through an open query.
