@@ -343,33 +343,3 @@ func (s *Store) CreateAPIKey(ctx context.Context, k auth.APIKey) error {
 	_, err := s.pool.Exec(ctx, `INSERT INTO api_keys (id, name, scope, hash, created_at) VALUES ($1, $2, $3, $4, $5)`, k.ID, k.Name, k.Scope, k.Hash, k.CreatedAt)
 	return err
 }
-
-// APIKeyByHash finds an API key by its secret's hash.
-func (s *Store) APIKeyByHash(ctx context.Context, hash string) (auth.APIKey, error) {
-	var k auth.APIKey
-	err := s.pool.QueryRow(ctx, `SELECT id, name, scope, hash, created_at FROM api_keys WHERE hash = $1`, hash).Scan(&k.ID, &k.Name, &k.Scope, &k.Hash, &k.CreatedAt)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return k, credits.NotFound("api key", "")
-	}
-	k.CreatedAt = utc(k.CreatedAt)
-	return k, err
-}
-
-// APIKeys lists API keys, oldest first.
-func (s *Store) APIKeys(ctx context.Context) ([]auth.APIKey, error) {
-	rows, err := s.pool.Query(ctx, `SELECT id, name, scope, hash, created_at FROM api_keys ORDER BY created_at, id`)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []auth.APIKey
-	for rows.Next() {
-		var k auth.APIKey
-		if err := rows.Scan(&k.ID, &k.Name, &k.Scope, &k.Hash, &k.CreatedAt); err != nil {
-			return nil, err
-		}
-		k.CreatedAt = utc(k.CreatedAt)
-		out = append(out, k)
-	}
-	return out, rows.Err()
-}

@@ -5,7 +5,6 @@ import (
 	"database/sql"
 	"errors"
 
-	"github.com/credits-dev/credits"
 	"github.com/credits-dev/credits/auth"
 )
 
@@ -40,36 +39,4 @@ func (s *Store) SetSetting(ctx context.Context, key, value string) error {
 func (s *Store) CreateAPIKey(ctx context.Context, k auth.APIKey) error {
 	_, err := s.w.ExecContext(ctx, `INSERT INTO api_keys (id, name, scope, hash, created_at) VALUES (?,?,?,?,?)`, k.ID, k.Name, k.Scope, k.Hash, micros(k.CreatedAt))
 	return err
-}
-
-// APIKeyByHash finds an API key by its secret's hash.
-func (s *Store) APIKeyByHash(ctx context.Context, hash string) (auth.APIKey, error) {
-	var k auth.APIKey
-	var created int64
-	err := s.r.QueryRowContext(ctx, `SELECT id, name, scope, hash, created_at FROM api_keys WHERE hash = ?`, hash).Scan(&k.ID, &k.Name, &k.Scope, &k.Hash, &created)
-	if errors.Is(err, sql.ErrNoRows) {
-		return k, credits.NotFound("api key", "")
-	}
-	k.CreatedAt = fromMicros(created)
-	return k, err
-}
-
-// APIKeys lists API keys, oldest first.
-func (s *Store) APIKeys(ctx context.Context) ([]auth.APIKey, error) {
-	rows, err := s.r.QueryContext(ctx, `SELECT id, name, scope, hash, created_at FROM api_keys ORDER BY created_at, id`)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []auth.APIKey
-	for rows.Next() {
-		var k auth.APIKey
-		var created int64
-		if err := rows.Scan(&k.ID, &k.Name, &k.Scope, &k.Hash, &created); err != nil {
-			return nil, err
-		}
-		k.CreatedAt = fromMicros(created)
-		out = append(out, k)
-	}
-	return out, rows.Err()
 }
