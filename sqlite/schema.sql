@@ -46,7 +46,7 @@ CREATE TABLE charges (
 CREATE INDEX charges_held ON charges (expires_at) WHERE status = 'held';
 
 CREATE TABLE entries (
-  seq             INTEGER PRIMARY KEY AUTOINCREMENT,
+  seq             INTEGER PRIMARY KEY, -- never deleted, so rowids only grow (no AUTOINCREMENT table to update)
   workspace_id    TEXT NOT NULL REFERENCES workspaces(id),
   cycle           INTEGER NOT NULL,
   at              INTEGER NOT NULL,

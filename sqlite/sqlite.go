@@ -48,6 +48,10 @@ var (
 
 func dsn(path string, readOnly bool) string {
 	q := url.Values{}
+	// 8 KiB pages: a batch's appends (charges, entries, keys) dirty fewer
+	// pages, so its commit writes fewer WAL frames; measured faster than 4
+	// and 16 KiB with BenchmarkPairs. It applies to new files only.
+	q.Add("_pragma", "page_size(8192)")
 	q.Add("_pragma", "journal_mode(WAL)")
 	// FULL: in WAL mode every commit syncs the WAL, so an acknowledged
 	// charge survives a power cut as well as a kill -9. Group commit pays
