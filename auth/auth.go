@@ -70,6 +70,7 @@ type Authenticator struct {
 	adminHashes []adminHash
 	signingKey  []byte
 	now         func() time.Time
+	keys        keyCache
 }
 
 // adminHash is the hash of an admin key, valid until until (zero: always).
@@ -169,12 +170,19 @@ func (a *Authenticator) Authenticate(ctx context.Context, secret string) (Princi
 	if a.isAdmin(h) {
 		return Principal{Kind: KindAdminKey, Scope: ScopeAdmin}, nil
 	}
-	k, err := a.store.LookupAPIKey(ctx, hex.EncodeToString(h))
-	if err != nil {
-		if credits.ErrorCode(err) == credits.CodeNotFound {
-			return Principal{}, unauthorized("the bearer secret is not valid")
+	hexHash := hex.EncodeToString(h)
+	now := a.now()
+	k, ok := a.keys.get(hexHash, now)
+	if !ok {
+		var err error
+		k, err = a.store.LookupAPIKey(ctx, hexHash)
+		if err != nil {
+			if credits.ErrorCode(err) == credits.CodeNotFound {
+				return Principal{}, unauthorized("the bearer secret is not valid")
+			}
+			return Principal{}, err
 		}
-		return Principal{}, err
+		a.keys.put(hexHash, k, now)
 	}
 	// The lookup was by hash; compare again in constant time so the
 	// answer never depends on how much of a wrong secret matched.

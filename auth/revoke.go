@@ -15,5 +15,9 @@ func (a *Authenticator) RevokeAPIKey(ctx context.Context, id string) (APIKey, er
 	if id == "" || len(id) > 200 || strings.ContainsRune(id, 0) {
 		return APIKey{}, credits.NotFound("api key", id)
 	}
-	return a.store.RevokeAPIKey(ctx, id, a.now().UTC().Truncate(time.Microsecond))
+	k, err := a.store.RevokeAPIKey(ctx, id, a.now().UTC().Truncate(time.Microsecond))
+	if err == nil {
+		a.keys.forget(id)
+	}
+	return k, err
 }

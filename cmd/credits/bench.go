@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime/pprof"
 	"strings"
 	"sync"
 	"time"
@@ -45,9 +46,21 @@ func (c *BenchCommand) Run(ctx context.Context, args []string) error {
 	jsonFile := fs.String("json", "", "also write the figures as JSON to this file")
 	fs.IntVar(&cfg.MaxBatch, "batch", 0, "the in-process engine's MaxBatch (default: the engine's)")
 	fs.BoolVar(&cfg.Verify, "verify", false, "after each scenario, check that its store's balances and ledger add up")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the whole run to this file (go tool pprof)")
 	memory := fs.Int("memory", 0, "instead of the table: create this many workspaces (engine on SQLite), reading memory at each power of ten, then run pairs across all of them for --duration")
 	if err := fs.Parse(args); err != nil {
 		return parseError(err)
+	}
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
 	}
 	if *memory > 0 {
 		rep, err := bench.Memory(ctx, *memory, cfg.Duration, cfg.Workers, c.Stdout)
