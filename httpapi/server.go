@@ -31,7 +31,7 @@ type Config struct {
 	// (default 15 s; the contract asks for at least every 30 s).
 	KeepAlive time.Duration
 	// StreamInterval is the least time between two events of one balance
-	// stream (default 100 ms; negative: no wait).
+	// stream (default 500 ms; negative: no wait). The first event after a quiet spell goes out at once; only bursts wait.
 	StreamInterval time.Duration
 	// RateLimit limits requests per credential (zero: no limits); see
 	// ratelimit.go.
@@ -89,7 +89,7 @@ func New(cfg Config) *Server {
 	}
 	switch s.streamInterval = cfg.StreamInterval; {
 	case s.streamInterval == 0:
-		s.streamInterval = 100 * time.Millisecond
+		s.streamInterval = 500 * time.Millisecond
 	case s.streamInterval < 0:
 		s.streamInterval = 0
 	}
