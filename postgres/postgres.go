@@ -54,6 +54,13 @@ func Open(ctx context.Context, url string) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("postgres: %w", err)
 	}
+	// Plan every statement for its parameters. pgx prepares statements,
+	// and PostgreSQL then settles on one generic plan per statement, made
+	// while the tables were small: a sequential scan that is wrong forever
+	// after. Our statements are key lookups; planning them is cheap.
+	if _, set := cfg.ConnConfig.RuntimeParams["plan_cache_mode"]; !set {
+		cfg.ConnConfig.RuntimeParams["plan_cache_mode"] = "force_custom_plan"
+	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("postgres: %w", err)

@@ -14,7 +14,11 @@ import (
 // tx is one writer transaction. READ COMMITTED is enough: every statement
 // after the advisory locks sees what the lock's previous holder committed.
 type tx struct {
-	tx pgx.Tx
+	tx    pgx.Tx
+	store *Store
+	// changed are the workspaces whose balance this transaction changed,
+	// announced once it commits.
+	changed []string
 }
 
 // Begin starts a writer transaction.
@@ -23,10 +27,29 @@ func (s *Store) Begin(ctx context.Context) (ledger.Tx, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &tx{tx: t}, nil
+	return &tx{tx: t, store: s}, nil
 }
 
-func (t *tx) Commit() error   { return t.tx.Commit(context.Background()) }
+// Commit commits, then announces the changed balances. The NOTIFY is its
+// own statement after the commit, not part of the batch's transaction:
+// PostgreSQL serializes the commits of transactions that notify, which would
+// make every instance's writers commit one at a time. A crash between the two
+// costs a stream one update; the next change brings it the newest balance.
+func (t *tx) Commit() error {
+	if err := t.tx.Commit(context.Background()); err != nil {
+		return err
+	}
+	if len(t.changed) > 0 {
+		go t.store.announce(t.changed)
+	}
+	return nil
+}
+
+func (s *Store) announce(ids []string) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	_, _ = s.pool.Exec(ctx, `SELECT pg_notify('`+notifyChannel+`', id) FROM unnest($1::text[]) AS id`, ids)
+}
 func (t *tx) Rollback() error { return t.tx.Rollback(context.Background()) }
 
 // Accounts locks the workspaces (ids sorted by their lock key, so two
@@ -40,7 +63,8 @@ func (t *tx) Accounts(ctx context.Context, ids []string) (map[string]ledger.Acco
 	}
 	b := &pgx.Batch{}
 	b.Queue(`SELECT pg_advisory_xact_lock(k) FROM (SELECT DISTINCT hashtextextended(id, 0) AS k FROM unnest($1::text[]) AS id ORDER BY k) locks`, ids)
-	b.Queue(`SELECT `+accountCols+` FROM workspaces w JOIN cycles c ON c.workspace_id = w.id AND c.n = w.cycle WHERE w.id = ANY($1)`, ids)
+	b.Queue(`SELECT a.* FROM unnest($1::text[]) AS k(id) CROSS JOIN LATERAL (
+		SELECT `+accountCols+` FROM workspaces w JOIN cycles c ON c.workspace_id = w.id AND c.n = w.cycle WHERE w.id = k.id) a`, ids)
 	br := t.tx.SendBatch(ctx, b)
 	defer br.Close()
 	if _, err := br.Exec(); err != nil {
@@ -67,7 +91,7 @@ func (t *tx) Accounts(ctx context.Context, ids []string) (map[string]ledger.Acco
 
 func (t *tx) Charges(ctx context.Context, ids []string) (map[string]credits.Charge, error) {
 	out := make(map[string]credits.Charge, len(ids))
-	rows, err := t.tx.Query(ctx, `SELECT `+chargeCols+` FROM charges WHERE id = ANY($1)`, ids)
+	rows, err := t.tx.Query(ctx, `SELECT c.* FROM unnest($1::text[]) AS k(id) CROSS JOIN LATERAL (SELECT `+chargeCols+` FROM charges WHERE id = k.id) c`, ids)
 	if err != nil {
 		return nil, err
 	}
@@ -90,7 +114,7 @@ func (t *tx) Cycles(ctx context.Context, keys []ledger.CycleKey) (map[ledger.Cyc
 		ws[i], ns[i] = k.WorkspaceID, int32(k.N)
 	}
 	rows, err := t.tx.Query(ctx, `SELECT c.workspace_id, c.n, c.start_at, c.end_at, c.granted, c.available, c.held, c.used, c.expired
-		FROM cycles c JOIN unnest($1::text[], $2::int[]) AS k(ws, n) ON c.workspace_id = k.ws AND c.n = k.n`, ws, ns)
+		FROM unnest($1::text[], $2::int[]) AS k(ws, n) CROSS JOIN LATERAL (SELECT * FROM cycles WHERE workspace_id = k.ws AND n = k.n) c`, ws, ns)
 	if err != nil {
 		return nil, err
 	}
@@ -145,7 +169,7 @@ func (t *tx) Idempotency(ctx context.Context, keys []ledger.IdemKey) (map[ledger
 		ws[i], ks[i] = k.WorkspaceID, k.Key
 	}
 	rows, err := t.tx.Query(ctx, `SELECT i.workspace_id, i.key, i.fingerprint, i.created_at, i.result
-		FROM idempotency i JOIN unnest($1::text[], $2::text[]) AS k(ws, key) ON i.workspace_id = k.ws AND i.key = k.key`, ws, ks)
+		FROM unnest($1::text[], $2::text[]) AS k(ws, key) CROSS JOIN LATERAL (SELECT * FROM idempotency WHERE workspace_id = k.ws AND key = k.key) i`, ws, ks)
 	if err != nil {
 		return nil, err
 	}
@@ -168,6 +192,11 @@ func (t *tx) Idempotency(ctx context.Context, keys []ledger.IdemKey) (map[ledger
 // Write sends every change of the batch in one pipeline: one round trip.
 func (t *tx) Write(ctx context.Context, c *ledger.Changes) error {
 	b := &pgx.Batch{}
+	// Every write below touches rows by key: index lookups are always
+	// right, whatever the planner's statistics say (a new table has none,
+	// and a hash join would scan all of it, per batch).
+	b.Queue(`SET LOCAL enable_hashjoin = off`)
+	b.Queue(`SET LOCAL enable_mergejoin = off`)
 	for _, a := range c.NewWorkspaces {
 		w := a.Workspace
 		b.Queue(`INSERT INTO workspaces (id, name, plan, pending_plan, cycle_anchor, created_at, cycle, next_expiry) VALUES ($1,$2,$3,$4,$5,$6,$7,$8)`,
@@ -178,26 +207,56 @@ func (t *tx) Write(ctx context.Context, c *ledger.Changes) error {
 		b.Queue(`UPDATE workspaces SET plan = $1, pending_plan = $2, cycle = $3, next_expiry = $4 WHERE id = $5`,
 			w.Plan, w.PendingPlan, a.Cycle.N, nullTime(a.NextExpiry), w.ID)
 	}
-	for _, r := range c.Cycles {
-		cy := r.Cycle
-		b.Queue(`INSERT INTO cycles (workspace_id, n, start_at, end_at, granted, available, held, used, expired) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9)
+	// Cycles, charges and keys go as arrays, one statement each: PostgreSQL
+	// pays per statement, and a batch has hundreds of rows.
+	if n := len(c.Cycles); n > 0 {
+		ws := make([]string, n)
+		num := make([]int32, n)
+		start, end := make([]time.Time, n), make([]time.Time, n)
+		granted, avail, held, used, expired := make([]int64, n), make([]int64, n), make([]int64, n), make([]int64, n), make([]int64, n)
+		for i, r := range c.Cycles {
+			cy := r.Cycle
+			ws[i], num[i], start[i], end[i] = r.WorkspaceID, int32(cy.N), cy.Start, cy.End
+			granted[i], avail[i], held[i], used[i], expired[i] = cy.Granted, cy.Available, cy.Held, cy.Used, cy.Expired
+		}
+		b.Queue(`INSERT INTO cycles (workspace_id, n, start_at, end_at, granted, available, held, used, expired)
+			SELECT * FROM unnest($1::text[], $2::int[], $3::timestamptz[], $4::timestamptz[], $5::bigint[], $6::bigint[], $7::bigint[], $8::bigint[], $9::bigint[])
 			ON CONFLICT (workspace_id, n) DO UPDATE SET granted = excluded.granted, available = excluded.available, held = excluded.held, used = excluded.used, expired = excluded.expired`,
-			r.WorkspaceID, cy.N, cy.Start, cy.End, cy.Granted, cy.Available, cy.Held, cy.Used, cy.Expired)
+			ws, num, start, end, granted, avail, held, used, expired)
 	}
-	for _, ch := range c.NewCharges {
-		var md []byte
-		if len(ch.Metadata) > 0 {
-			var err error
-			if md, err = json.Marshal(ch.Metadata); err != nil {
-				return err
+	if n := len(c.NewCharges); n > 0 {
+		id, ws, op, status := make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+		cyc := make([]int32, n)
+		qty, cost := make([]int64, n), make([]int64, n)
+		member, md := make([]*string, n), make([]*string, n)
+		created, expires := make([]time.Time, n), make([]time.Time, n)
+		fin := make([]*time.Time, n)
+		for i, ch := range c.NewCharges {
+			id[i], ws[i], cyc[i], op[i], qty[i], cost[i], status[i] = ch.ID, ch.WorkspaceID, int32(ch.Cycle), ch.Operation, ch.Quantity, ch.Cost, ch.Status
+			member[i], created[i], expires[i], fin[i] = ch.MemberID, ch.CreatedAt, ch.ExpiresAt, nullTime(ch.FinalizedAt)
+			if len(ch.Metadata) > 0 {
+				data, err := json.Marshal(ch.Metadata)
+				if err != nil {
+					return err
+				}
+				s := string(data)
+				md[i] = &s
 			}
 		}
-		b.Queue(`INSERT INTO charges (`+chargeCols+`) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12)`,
-			ch.ID, ch.WorkspaceID, ch.Cycle, ch.Operation, ch.Quantity, ch.Cost, ch.Status, ch.MemberID, md,
-			ch.CreatedAt, ch.ExpiresAt, nullTime(ch.FinalizedAt))
+		b.Queue(`INSERT INTO charges (`+chargeCols+`)
+			SELECT id, ws, cyc, op, qty, cost, status, member, md::jsonb, created, expires, fin
+			FROM unnest($1::text[], $2::text[], $3::int[], $4::text[], $5::bigint[], $6::bigint[], $7::text[], $8::text[], $9::text[], $10::timestamptz[], $11::timestamptz[], $12::timestamptz[])
+			AS c(id, ws, cyc, op, qty, cost, status, member, md, created, expires, fin)`,
+			id, ws, cyc, op, qty, cost, status, member, md, created, expires, fin)
 	}
-	for _, ch := range c.Charges {
-		b.Queue(`UPDATE charges SET status = $1, finalized_at = $2 WHERE id = $3`, ch.Status, nullTime(ch.FinalizedAt), ch.ID)
+	if n := len(c.Charges); n > 0 {
+		id, status := make([]string, n), make([]string, n)
+		fin := make([]*time.Time, n)
+		for i, ch := range c.Charges {
+			id[i], status[i], fin[i] = ch.ID, ch.Status, nullTime(ch.FinalizedAt)
+		}
+		b.Queue(`UPDATE charges SET status = u.status, finalized_at = u.fin
+			FROM unnest($1::text[], $2::text[], $3::timestamptz[]) AS u(id, status, fin) WHERE charges.id = u.id`, id, status, fin)
 	}
 	if n := len(c.Entries); n > 0 {
 		ws, typ := make([]string, n), make([]string, n)
@@ -216,17 +275,22 @@ func (t *tx) Write(ctx context.Context, c *ledger.Changes) error {
 			WITH ORDINALITY AS e(ws, cyc, at, typ, amt, after, charge, op, member, reason, i) ORDER BY i`,
 			ws, cyc, at, typ, amt, after, charge, op, member, reason)
 	}
-	for _, r := range c.Idempotency {
-		res, err := json.Marshal(r.Result)
-		if err != nil {
-			return err
+	if n := len(c.Idempotency); n > 0 {
+		ws, key, fp, res := make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+		created := make([]time.Time, n)
+		for i, r := range c.Idempotency {
+			data, err := json.Marshal(r.Result)
+			if err != nil {
+				return err
+			}
+			ws[i], key[i], fp[i], created[i], res[i] = r.WorkspaceID, r.Key, r.Fingerprint, r.CreatedAt, string(data)
 		}
-		b.Queue(`INSERT INTO idempotency (workspace_id, key, fingerprint, created_at, result) VALUES ($1,$2,$3,$4,$5)
+		b.Queue(`INSERT INTO idempotency (workspace_id, key, fingerprint, created_at, result)
+			SELECT ws, key, fp, created, res::jsonb FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[], $5::text[]) AS i(ws, key, fp, created, res)
 			ON CONFLICT (workspace_id, key) DO UPDATE SET fingerprint = excluded.fingerprint, created_at = excluded.created_at, result = excluded.result`,
-			r.WorkspaceID, r.Key, r.Fingerprint, r.CreatedAt, res)
+			ws, key, fp, created, res)
 	}
-	// Announce balance changes; NOTIFY is delivered at commit, never
-	// before, and not at all on rollback.
+	// The balances to announce after the commit.
 	var changed []string
 	seen := map[string]bool{}
 	for _, r := range c.Cycles { // every changed balance writes its cycle
@@ -235,8 +299,6 @@ func (t *tx) Write(ctx context.Context, c *ledger.Changes) error {
 			changed = append(changed, r.WorkspaceID)
 		}
 	}
-	if len(changed) > 0 {
-		b.Queue(`SELECT pg_notify('`+notifyChannel+`', id) FROM unnest($1::text[]) AS id`, changed)
-	}
+	t.changed = changed
 	return t.tx.SendBatch(ctx, b).Close()
 }
