@@ -70,24 +70,7 @@ func PeakRSS() int64 {
 	return parseVmHWM(string(data))
 }
 
-func parseVmHWM(status string) int64 {
-	for line := range strings.SplitSeq(status, "\n") {
-		v, ok := strings.CutPrefix(line, "VmHWM:")
-		if !ok {
-			continue
-		}
-		f := strings.Fields(v) // "123456 kB"
-		if len(f) == 0 {
-			return 0
-		}
-		n, err := strconv.ParseInt(f[0], 10, 64)
-		if err != nil {
-			return 0
-		}
-		return n * 1024
-	}
-	return 0
-}
+func parseVmHWM(status string) int64 { return statusKB(status, "VmHWM:") }
 
 // WriteTable prints the report as a table, then the memory and machine.
 func (r *Report) WriteTable(w io.Writer) error {
