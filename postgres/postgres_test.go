@@ -29,8 +29,8 @@ func TestConformance(t *testing.T) {
 	storetest.Run(t, func(t *testing.T) ledger.Store { return open(t) })
 }
 
-// Two engines (as two instances would) on one database.
-func twoEngines(t *testing.T, maxBatch int) (*ledger.Engine, *ledger.Engine, *postgres.Store) {
+// Two engines (as two instances would) on one database, each with opts.
+func twoEngines(t *testing.T, opts ledger.Options) (*ledger.Engine, *ledger.Engine, *postgres.Store) {
 	t.Helper()
 	url := pgtest.URL(t)
 	var engines [2]*ledger.Engine
@@ -44,7 +44,8 @@ func twoEngines(t *testing.T, maxBatch int) (*ledger.Engine, *ledger.Engine, *po
 		if first == nil {
 			first = st
 		}
-		e, err := ledger.New(st, credits.DefaultCatalog(), ledger.Options{MaxBatch: maxBatch, Writers: 4, SweepInterval: -1})
+		opts.Writers, opts.SweepInterval = 4, -1
+		e, err := ledger.New(st, credits.DefaultCatalog(), opts)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -55,7 +56,7 @@ func twoEngines(t *testing.T, maxBatch int) (*ledger.Engine, *ledger.Engine, *po
 }
 
 func TestTwoInstancesNeverOverspend(t *testing.T) {
-	a, b, st := twoEngines(t, 256)
+	a, b, st := twoEngines(t, ledger.Options{MaxBatch: 256})
 	ctx := context.Background()
 	if _, _, err := a.CreateWorkspace(ctx, ledger.CreateWorkspaceParams{ID: "w", Name: "w", Plan: "starter"}); err != nil {
 		t.Fatal(err)
@@ -99,7 +100,7 @@ func TestTwoInstancesNeverOverspend(t *testing.T) {
 }
 
 func TestTwoInstancesChargeOnce(t *testing.T) {
-	a, b, st := twoEngines(t, 256)
+	a, b, st := twoEngines(t, ledger.Options{MaxBatch: 256})
 	ctx := context.Background()
 	if _, _, err := a.CreateWorkspace(ctx, ledger.CreateWorkspaceParams{ID: "w", Name: "w", Plan: "starter"}); err != nil {
 		t.Fatal(err)
@@ -143,7 +144,7 @@ func TestTwoInstancesChargeOnce(t *testing.T) {
 // Creating one workspace on both instances at once: one wins, the other
 // gets conflict; capturing and releasing one hold on both: one answer wins.
 func TestTwoInstancesRace(t *testing.T) {
-	a, b, st := twoEngines(t, 1)
+	a, b, st := twoEngines(t, ledger.Options{MaxBatch: 1})
 	ctx := context.Background()
 	errs := make([]error, 2)
 	var wg sync.WaitGroup
@@ -185,7 +186,7 @@ func TestTwoInstancesRace(t *testing.T) {
 // A change committed by one instance reaches the balance streams of the
 // other, through LISTEN/NOTIFY.
 func TestStreamsAcrossInstances(t *testing.T) {
-	a, b, _ := twoEngines(t, 256)
+	a, b, _ := twoEngines(t, ledger.Options{MaxBatch: 256})
 	ctx := context.Background()
 	if _, _, err := a.CreateWorkspace(ctx, ledger.CreateWorkspaceParams{ID: "w", Name: "w"}); err != nil {
 		t.Fatal(err)
@@ -216,24 +217,9 @@ func TestStreamsAcrossInstances(t *testing.T) {
 // Resets and expiries that fall due are applied once, however many instances
 // notice them at the same moment.
 func TestTwoInstancesResetAndSweepOnce(t *testing.T) {
-	url := pgtest.URL(t)
 	clk := storetest.NewClock(time.Date(2025, 1, 31, 12, 0, 0, 0, time.UTC))
-	var engines []*ledger.Engine
-	var st *postgres.Store
-	for range 2 {
-		s, err := postgres.Open(context.Background(), url)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { s.Close() })
-		st = s
-		e, err := ledger.New(s, credits.DefaultCatalog(), ledger.Options{NowFunc: clk.Now, Writers: 4, SweepInterval: -1})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { e.Close() })
-		engines = append(engines, e)
-	}
+	a, b, st := twoEngines(t, ledger.Options{NowFunc: clk.Now})
+	engines := []*ledger.Engine{a, b}
 	ctx := context.Background()
 	for i := range 10 {
 		id := fmt.Sprint("w", i)
