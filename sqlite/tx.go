@@ -17,6 +17,7 @@ import (
 type tx struct {
 	tx    *sql.Tx
 	stmts *stmtCache
+	bound map[string]*sql.Stmt // the statements bound to this transaction
 }
 
 // Begin starts the writer's transaction.
@@ -36,11 +37,19 @@ func (t *tx) Rollback() error { return t.tx.Rollback() }
 func (s *Store) SingleWriter() bool { return true }
 
 func (t *tx) stmt(ctx context.Context, query string) (*sql.Stmt, error) {
+	if s, ok := t.bound[query]; ok {
+		return s, nil
+	}
 	s, err := t.stmts.get(query)
 	if err != nil {
 		return nil, err
 	}
-	return t.tx.StmtContext(ctx, s), nil
+	b := t.tx.StmtContext(ctx, s)
+	if t.bound == nil {
+		t.bound = make(map[string]*sql.Stmt, len(writerQueries))
+	}
+	t.bound[query] = b
+	return b, nil
 }
 
 func (t *tx) exec(ctx context.Context, query string, args ...any) error {
