@@ -79,7 +79,7 @@ func (b *bundle) balance(t *testing.T) credits.Balance {
 	if bal.Available+bal.Held+bal.Used != bal.Granted {
 		t.Fatalf("unbalanced %+v", bal)
 	}
-	if err := ledger.VerifyWorkspace(context.Background(), b.store, "w"); err != nil {
+	if err := ledger.Check(context.Background(), b.store); err != nil {
 		t.Fatal(err)
 	}
 	return bal

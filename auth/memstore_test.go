@@ -20,13 +20,6 @@ func newMemStore() *memStore {
 	return &memStore{settings: map[string]string{}, keys: map[string]APIKey{}}
 }
 
-func (m *memStore) Setting(_ context.Context, key string) (string, bool, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	v, ok := m.settings[key]
-	return v, ok, nil
-}
-
 func (m *memStore) PutSettingIfAbsent(_ context.Context, key, value string) (string, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -35,13 +28,6 @@ func (m *memStore) PutSettingIfAbsent(_ context.Context, key, value string) (str
 	}
 	m.settings[key] = value
 	return value, nil
-}
-
-func (m *memStore) SetSetting(_ context.Context, key, value string) error {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	m.settings[key] = value
-	return nil
 }
 
 func (m *memStore) CreateAPIKey(_ context.Context, k APIKey) error {

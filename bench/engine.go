@@ -79,19 +79,9 @@ func (t *engineTarget) Pair(ctx context.Context, workspaceID, key string) error 
 	return nil
 }
 
-// Verify runs ledger.VerifyWorkspace on a few workspaces.
+// Verify checks every invariant of the store (ledger.Verify).
 func (t *engineTarget) Verify(ctx context.Context) error {
-	return verifyFew(ctx, t.store, t.ids)
-}
-
-// verifyFew checks up to five workspaces spread over ids.
-func verifyFew(ctx context.Context, st ledger.Store, ids []string) error {
-	step := max(1, len(ids)/5)
-	var errs []error
-	for i := 0; i < len(ids); i += step {
-		errs = append(errs, ledger.VerifyWorkspace(ctx, st, ids[i]))
-	}
-	return errors.Join(errs...)
+	return ledger.Check(ctx, t.store)
 }
 
 func (t *engineTarget) Close() error {

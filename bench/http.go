@@ -17,6 +17,7 @@ import (
 
 	"github.com/credits-dev/credits"
 	"github.com/credits-dev/credits/client"
+	"github.com/credits-dev/credits/ledger"
 	"github.com/credits-dev/credits/sqlite"
 )
 
@@ -175,7 +176,7 @@ func (t *httpTarget) Verify(ctx context.Context) error {
 		return err
 	}
 	defer st.Close()
-	return verifyFew(ctx, st, t.ids)
+	return ledger.Check(ctx, st)
 }
 
 func (t *httpTarget) Close() error {

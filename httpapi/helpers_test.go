@@ -171,7 +171,7 @@ func (b *testBundle) check(t *testing.T, id string) credits.Balance {
 	if bal.Available+bal.Held+bal.Used != bal.Granted {
 		t.Fatalf("available %d + held %d + used %d != granted %d", bal.Available, bal.Held, bal.Used, bal.Granted)
 	}
-	if err := ledger.VerifyWorkspace(context.Background(), b.store, id); err != nil {
+	if err := ledger.Check(context.Background(), b.store); err != nil {
 		t.Fatal(err)
 	}
 	return bal

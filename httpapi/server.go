@@ -125,13 +125,9 @@ func New(cfg Config) *Server {
 // request's context with PrincipalFrom.
 func (s *Server) Handle(pattern string, a Access, h http.HandlerFunc) { s.route(pattern, a, h) }
 
-// Public, Reader and Operator are the access levels other packages mount
-// routes with.
-const (
-	Public   = public
-	Reader   = reader
-	Operator = operator
-)
+// Public is the access level of routes that need no credential, for other
+// packages' routes (the demo page).
+const Public = public
 
 // Drain makes the server refuse new requests with 503 and ends balance
 // streams; call it when shutdown starts.

@@ -379,7 +379,7 @@ func TestHoldExpiry(t *testing.T) {
 		if a.Cycle.Available != 250 || a.Cycle.Held != 0 {
 			t.Fatalf("stored cycle %+v, want 250 available, 0 held", a.Cycle)
 		}
-		if err := ledger.VerifyWorkspace(ctx, b.store, "sweep"); err != nil {
+		if err := ledger.Check(ctx, b.store); err != nil {
 			t.Fatal(err)
 		}
 		if n, err := b.engine.Sweep(ctx); err != nil || n != 0 {

@@ -62,5 +62,3 @@ func (b *broker) publish(bal credits.Balance) {
 		}
 	}
 }
-
-func (b *broker) close() {}

@@ -179,7 +179,6 @@ func (e *Engine) Close() error {
 		close(e.stop)
 		<-e.stopped
 		<-e.sweeper
-		e.broker.close()
 	})
 	return nil
 }

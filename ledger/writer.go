@@ -16,7 +16,6 @@ import (
 // commit. With one caller a batch is one command; the path is the same.
 
 type request struct {
-	ctx  context.Context
 	cmd  command
 	done chan result
 }
@@ -296,7 +295,7 @@ func (e *Engine) forget(s *state) {
 // that gives up (ctx done) stops waiting; the command may still commit, which
 // is why charges carry an Idempotency-Key.
 func (e *Engine) submit(ctx context.Context, c command) result {
-	r := request{ctx: ctx, cmd: c, done: make(chan result, 1)}
+	r := request{cmd: c, done: make(chan result, 1)}
 	select {
 	case e.queue <- r:
 	case <-ctx.Done():

@@ -320,16 +320,6 @@ func (s *Store) listenOnce(ctx context.Context, fn func(string)) error {
 	}
 }
 
-// Setting reads a server setting.
-func (s *Store) Setting(ctx context.Context, key string) (string, bool, error) {
-	var v string
-	err := s.pool.QueryRow(ctx, `SELECT value FROM settings WHERE key = $1`, key).Scan(&v)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return "", false, nil
-	}
-	return v, err == nil, err
-}
-
 // PutSettingIfAbsent stores a setting unless it is set and returns the stored
 // value: the first instance's choice wins for all.
 func (s *Store) PutSettingIfAbsent(ctx context.Context, key, value string) (string, error) {
@@ -337,12 +327,6 @@ func (s *Store) PutSettingIfAbsent(ctx context.Context, key, value string) (stri
 	err := s.pool.QueryRow(ctx, `WITH ins AS (INSERT INTO settings (key, value) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING RETURNING value)
 		SELECT value FROM ins UNION ALL SELECT value FROM settings WHERE key = $1 LIMIT 1`, key, value).Scan(&v)
 	return v, err
-}
-
-// SetSetting stores a setting.
-func (s *Store) SetSetting(ctx context.Context, key, value string) error {
-	_, err := s.pool.Exec(ctx, `INSERT INTO settings (key, value) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = excluded.value`, key, value)
-	return err
 }
 
 // CreateAPIKey stores an API key (its secret's hash only).

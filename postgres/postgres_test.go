@@ -94,7 +94,7 @@ func TestTwoInstancesNeverOverspend(t *testing.T) {
 	if bal.Available != 10 || bal.Held != 990 || bal.Available+bal.Held+bal.Used != bal.Granted {
 		t.Fatalf("balance %+v", bal)
 	}
-	if err := ledger.VerifyWorkspace(ctx, st, "w"); err != nil {
+	if err := ledger.Check(ctx, st); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -136,7 +136,7 @@ func TestTwoInstancesChargeOnce(t *testing.T) {
 	if bal.Used != 10 || bal.Available != 990 {
 		t.Fatalf("balance %+v", bal)
 	}
-	if err := ledger.VerifyWorkspace(ctx, st, "w"); err != nil {
+	if err := ledger.Check(ctx, st); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -178,7 +178,7 @@ func TestTwoInstancesRace(t *testing.T) {
 			}
 		}
 	}
-	if err := ledger.VerifyWorkspace(ctx, st, "w"); err != nil {
+	if err := ledger.Check(ctx, st); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -257,7 +257,7 @@ func TestTwoInstancesResetAndSweepOnce(t *testing.T) {
 	wg.Wait()
 	for i := range 10 {
 		id := fmt.Sprint("w", i)
-		if err := ledger.VerifyWorkspace(ctx, st, id); err != nil {
+		if err := ledger.Check(ctx, st); err != nil {
 			t.Fatal(err)
 		}
 		es, err := st.Entries(ctx, id, 0, 100)

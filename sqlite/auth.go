@@ -2,21 +2,9 @@ package sqlite
 
 import (
 	"context"
-	"database/sql"
-	"errors"
 
 	"github.com/credits-dev/credits/auth"
 )
-
-// Setting reads a server setting.
-func (s *Store) Setting(ctx context.Context, key string) (string, bool, error) {
-	var v string
-	err := s.r.QueryRowContext(ctx, `SELECT value FROM settings WHERE key = ?`, key).Scan(&v)
-	if errors.Is(err, sql.ErrNoRows) {
-		return "", false, nil
-	}
-	return v, err == nil, err
-}
 
 // PutSettingIfAbsent stores a setting unless it is set and returns the stored
 // value.
@@ -27,12 +15,6 @@ func (s *Store) PutSettingIfAbsent(ctx context.Context, key, value string) (stri
 	var v string
 	err := s.w.QueryRowContext(ctx, `SELECT value FROM settings WHERE key = ?`, key).Scan(&v)
 	return v, err
-}
-
-// SetSetting stores a setting.
-func (s *Store) SetSetting(ctx context.Context, key, value string) error {
-	_, err := s.w.ExecContext(ctx, `INSERT INTO settings (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value`, key, value)
-	return err
 }
 
 // CreateAPIKey stores an API key (its secret's hash only).

@@ -155,9 +155,6 @@ func (s *Store) Ping(ctx context.Context) error {
 	return s.r.QueryRowContext(ctx, `SELECT 1`).Scan(&one)
 }
 
-// Path is the database file.
-func (s *Store) Path() string { return s.path }
-
 // DB is the writer connection, for tools (backup, verify) and tests that
 // need to look underneath.
 func (s *Store) DB() *sql.DB { return s.w }

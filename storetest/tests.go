@@ -84,7 +84,7 @@ func (b *testBundle) check(t *testing.T, ws string) credits.Balance {
 	if bal.Available+bal.Held+bal.Used != bal.Granted {
 		t.Errorf("available %d + held %d + used %d != granted %d", bal.Available, bal.Held, bal.Used, bal.Granted)
 	}
-	if err := ledger.VerifyWorkspace(b.ctx, b.store, ws); err != nil {
+	if err := ledger.Check(b.ctx, b.store); err != nil {
 		t.Errorf("verify: %v", err)
 	}
 	return bal
