@@ -1,7 +1,10 @@
-// Package sqlite is the embedded store: one SQLite file in WAL mode with
-// synchronous=FULL, so a commit is on disk before the engine answers. The
-// process is the only writer (one connection, BEGIN IMMEDIATE); reads use a
-// separate pool and see the last committed state.
+// Package sqlite is the embedded store: a journal (redo log) of committed
+// batches in front of one SQLite file. The process is the only writer. A
+// batch is acknowledged once its journal record is synced (journal.go); the
+// materializer then copies batches into the tables, many per transaction,
+// in WAL mode with synchronous=FULL (materialize.go). Until it has, reads
+// find the batch's rows in the overlay (overlay.go). Open replays what the
+// tables do not hold yet.
 package sqlite
 
 import (
@@ -9,10 +12,11 @@ import (
 	"database/sql"
 	_ "embed"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net/url"
+	"os"
 	"strings"
+	"sync"
 	"time"
 
 	_ "modernc.org/sqlite" // registers the "sqlite" driver
@@ -27,18 +31,33 @@ var (
 	schemaV1 string
 	//go:embed schema_2_ai.sql
 	schemaV2 string
+	//go:embed schema_4_journal.sql
+	schemaV4 string
 )
 
 // migrations are applied in order; each runs once, in its own transaction.
-var migrations = []string{schemaV1, schemaV2, schemaV3}
+var migrations = []string{schemaV1, schemaV2, schemaV3, schemaV4}
 
 // Store is the SQLite store. It implements ledger.Store and auth.Store.
 type Store struct {
-	w     *sql.DB // the one writer connection
+	w     *sql.DB // the one writer connection: the materializer's, and the AI and auth records'
 	r     *sql.DB // readers
 	path  string
-	stmts stmtCache // the writer's prepared statements
+	stmts stmtCache // the materializer's prepared statements, on w
+	reads stmtCache // the engine's lookups, on r
 	ckpt  checkpointer
+
+	lock *os.File // held while open: one process owns the journal
+	j    *journal
+	ov   *overlay
+	mat *materializer
+	// The engine's writer owns these (one goroutine).
+	batch   uint64 // the last batch journaled
+	nextSeq int64  // the next ledger entry's seq
+	encBuf  []byte
+
+	closeOnce sync.Once
+	closeErr  error
 }
 
 var (
@@ -84,27 +103,68 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	w.SetMaxIdleConns(1)
 	w.SetConnMaxLifetime(0)
 	s := &Store{w: w, path: path}
-	if err := s.migrate(ctx); err != nil {
+	// The lock sits beside the database, not in the journal's folder,
+	// which Open may empty.
+	if s.lock, err = lockFile(path + ".lock"); err != nil {
 		w.Close()
 		return nil, fmt.Errorf("sqlite: %s: %w", path, err)
 	}
-	if err := s.stmts.prepare(ctx, w); err != nil {
+	if err := s.openWriter(ctx); err != nil {
 		w.Close()
+		s.lock.Close()
+		return nil, fmt.Errorf("sqlite: %s: %w", path, err)
+	}
+	fail := func(err error) (*Store, error) {
+		s.j.close(false)
+		if s.r != nil {
+			s.r.Close()
+		}
+		w.Close()
+		s.lock.Close()
 		return nil, fmt.Errorf("sqlite: %s: %w", path, err)
 	}
 	r, err := sql.Open("sqlite", dsn(path, true))
 	if err != nil {
-		w.Close()
-		return nil, err
+		return fail(err)
 	}
 	r.SetMaxOpenConns(8)
 	r.SetMaxIdleConns(8)
 	s.r = r
-	if err := s.startCheckpointer(); err != nil {
-		s.Close()
-		return nil, err
+	if err := s.reads.prepare(ctx, r, readQueries); err != nil {
+		return fail(err)
 	}
+	if err := s.startCheckpointer(); err != nil {
+		return fail(err)
+	}
+	go s.runMaterializer()
 	return s, nil
+}
+
+// openWriter migrates the schema, replays the journal into the tables and
+// starts a new journal.
+func (s *Store) openWriter(ctx context.Context) error {
+	if err := s.migrate(ctx); err != nil {
+		return err
+	}
+	if err := s.stmts.prepare(ctx, s.w, materializeQueries); err != nil {
+		return err
+	}
+	var materialized uint64
+	if err := s.w.QueryRowContext(ctx, `SELECT materialized FROM journal_state`).Scan(&materialized); err != nil {
+		return err
+	}
+	last, err := s.replay(ctx, materialized)
+	if err != nil {
+		return fmt.Errorf("replaying the journal: %w", err)
+	}
+	if err := s.w.QueryRowContext(ctx, `SELECT COALESCE(MAX(seq), 0) + 1 FROM entries`).Scan(&s.nextSeq); err != nil {
+		return err
+	}
+	s.batch = last
+	s.ov = newOverlay()
+	s.mat = newMaterializer(last)
+	s.j, err = openJournal(journalDir(s.path), last+1)
+	return err
 }
 
 func (s *Store) migrate(ctx context.Context) error {
@@ -138,16 +198,37 @@ func (s *Store) migrate(ctx context.Context) error {
 	return nil
 }
 
-// Close closes the database.
+// Close copies what the journal holds into the tables and closes the
+// database. (If the tables refuse it, the journal keeps it for the next
+// Open.)
 func (s *Store) Close() error {
+	s.closeOnce.Do(func() { s.closeErr = s.close() })
+	return s.closeErr
+}
+
+func (s *Store) close() error {
+	close(s.mat.stop)
+	<-s.mat.exited
+	s.mat.mu.Lock()
+	all := s.mat.done == s.mat.queued
+	s.mat.mu.Unlock()
+	jerr := s.j.close(all)
 	s.stopCheckpointer()
 	s.stmts.close()
+	s.reads.close()
 	err := s.r.Close()
 	if e := s.w.Close(); err == nil {
 		err = e
 	}
+	if err == nil {
+		err = jerr
+	}
+	s.lock.Close()
 	return err
 }
+
+// Flush waits until the tables hold every batch committed before the call.
+func (s *Store) Flush(ctx context.Context) error { return s.mat.wait(ctx) }
 
 // Ping checks that the database answers.
 func (s *Store) Ping(ctx context.Context) error {
@@ -156,8 +237,11 @@ func (s *Store) Ping(ctx context.Context) error {
 }
 
 // DB is the writer connection, for tools (backup, verify) and tests that
-// need to look underneath.
-func (s *Store) DB() *sql.DB { return s.w }
+// need to look underneath. The tables are brought up to date first.
+func (s *Store) DB() *sql.DB {
+	_ = s.Flush(context.Background()) // an error here is the materializer's, and logged there
+	return s.w
+}
 
 func micros(t time.Time) int64 {
 	if t.IsZero() {
@@ -223,8 +307,8 @@ func scanCharge(sc interface{ Scan(...any) error }) (credits.Charge, error) {
 
 // Account reads a workspace and its current cycle.
 func (s *Store) Account(ctx context.Context, id string) (ledger.Account, error) {
-	a, err := scanAccount(s.r.QueryRowContext(ctx, `SELECT `+accountCols+` FROM workspaces w JOIN cycles c ON c.workspace_id = w.id AND c.n = w.cycle WHERE w.id = ?`, id))
-	if errors.Is(err, sql.ErrNoRows) {
+	a, ok, err := s.account(ctx, id)
+	if err == nil && !ok {
 		return a, credits.NotFound("workspace", id)
 	}
 	return a, err
@@ -232,60 +316,81 @@ func (s *Store) Account(ctx context.Context, id string) (ledger.Account, error) 
 
 // Charge reads a charge.
 func (s *Store) Charge(ctx context.Context, id string) (credits.Charge, error) {
-	c, err := scanCharge(s.r.QueryRowContext(ctx, `SELECT `+chargeCols+` FROM charges WHERE id = ?`, id))
-	if errors.Is(err, sql.ErrNoRows) {
+	c, ok, err := s.charge(ctx, id)
+	if err == nil && !ok {
 		return c, credits.NotFound("charge", id)
 	}
 	return c, err
 }
 
-// Entries reads a page of a workspace's ledger, newest first.
+// Entries reads a page of a workspace's ledger, newest first: the
+// overlay's entries, then the tables' older ones.
 func (s *Store) Entries(ctx context.Context, ws string, before int64, limit int) ([]credits.Entry, error) {
 	if before <= 0 {
 		before = 1<<63 - 1
 	}
-	rows, err := s.r.QueryContext(ctx, `SELECT seq, workspace_id, cycle, at, type, amount, available_after, charge_id, operation, member_id, reason
-		FROM entries WHERE workspace_id = ? AND seq < ? ORDER BY seq DESC LIMIT ?`, ws, before, limit)
+	out := s.ov.entries(ws, before, limit)
+	if len(out) == limit {
+		return out, nil
+	}
+	// An entry materialized since the overlay was read is in both: the
+	// table's part starts below the overlay's oldest.
+	if len(out) > 0 {
+		before = out[len(out)-1].Seq
+	}
+	rows, err := s.r.QueryContext(ctx, `SELECT `+entryCols+` FROM entries WHERE workspace_id = ? AND seq < ? ORDER BY seq DESC LIMIT ?`, ws, before, limit-len(out))
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
-	var out []credits.Entry
 	for rows.Next() {
-		var e credits.Entry
-		var at int64
-		var charge, op, member, reason sql.NullString
-		if err := rows.Scan(&e.Seq, &e.WorkspaceID, &e.Cycle, &at, &e.Type, &e.Amount, &e.AvailableAfter, &charge, &op, &member, &reason); err != nil {
+		e, err := scanEntry(rows)
+		if err != nil {
 			return nil, err
 		}
-		e.ID = fmt.Sprintf("le_%d", e.Seq)
-		e.At = fromMicros(at)
-		e.ChargeID, e.Operation, e.MemberID, e.Reason = charge.String, op.String, member.String, reason.String
 		out = append(out, e)
 	}
 	return out, rows.Err()
 }
 
 // DueWorkspaces lists workspaces with a held charge expiring by now.
+//
+// The tables are brought up to date first, so a hold the overlay has since
+// finished is not listed; one finished later costs its workspace a look.
 func (s *Store) DueWorkspaces(ctx context.Context, now time.Time, limit int) ([]string, error) {
+	if err := s.Flush(ctx); err != nil {
+		return nil, err
+	}
+	out := s.ov.dueWorkspaces(now)
+	if len(out) >= limit {
+		return out[:limit], nil
+	}
+	seen := make(map[string]bool, len(out))
+	for _, id := range out {
+		seen[id] = true
+	}
 	rows, err := s.r.QueryContext(ctx, `SELECT DISTINCT workspace_id FROM charges WHERE status = 'held' AND expires_at <= ? LIMIT ?`, micros(now), limit)
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
-	var out []string
 	for rows.Next() {
 		var id string
 		if err := rows.Scan(&id); err != nil {
 			return nil, err
 		}
-		out = append(out, id)
+		if !seen[id] && len(out) < limit {
+			out = append(out, id)
+		}
 	}
 	return out, rows.Err()
 }
 
 // PlanUsage counts workspaces per plan, current or pending.
 func (s *Store) PlanUsage(ctx context.Context) (map[string]int, error) {
+	if err := s.Flush(ctx); err != nil {
+		return nil, err
+	}
 	rows, err := s.r.QueryContext(ctx, `SELECT plan, COUNT(*) FROM (SELECT plan FROM workspaces UNION ALL SELECT pending_plan FROM workspaces WHERE pending_plan IS NOT NULL) GROUP BY plan`)
 	if err != nil {
 		return nil, err
@@ -306,6 +411,11 @@ func (s *Store) PlanUsage(ctx context.Context) (map[string]int, error) {
 // DeleteIdempotency drops idempotency keys (of charges and of AI requests)
 // created before cutoff.
 func (s *Store) DeleteIdempotency(ctx context.Context, before time.Time) (int, error) {
+	// Keys still in the overlay are younger than any cutoff; the flush
+	// puts a renewed key's newer row in the table before the delete.
+	if err := s.Flush(ctx); err != nil {
+		return 0, err
+	}
 	res, err := s.w.ExecContext(ctx, `DELETE FROM idempotency WHERE created_at < ?`, micros(before))
 	if err != nil {
 		return 0, err

@@ -68,39 +68,3 @@ func TestSweeperLoop(t *testing.T) {
 		t.Fatalf("account %+v %v", a.Cycle, err)
 	}
 }
-
-// A panic or a failed commit answers the batch's callers with unavailable
-// and commits nothing; the writer keeps serving.
-func TestFailedBatchCommitsNothing(t *testing.T) {
-	t.Parallel()
-	st := open(t).(*sqlite.Store)
-	e, err := ledger.New(st, credits.DefaultCatalog(), ledger.Options{SweepInterval: -1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer e.Close()
-	ctx := context.Background()
-	if _, _, err := e.CreateWorkspace(ctx, ledger.CreateWorkspaceParams{ID: "w", Name: "w"}); err != nil {
-		t.Fatal(err)
-	}
-	// Make every ledger insert fail: the batch's transaction rolls back.
-	if _, err := st.DB().Exec(`CREATE TRIGGER no_entries BEFORE INSERT ON entries BEGIN SELECT RAISE(ABORT, 'disk says no'); END`); err != nil {
-		t.Fatal(err)
-	}
-	_, err = e.Hold(ctx, ledger.HoldParams{WorkspaceID: "w", IdempotencyKey: "k", Operation: "image_1k"})
-	if credits.ErrorCode(err) != credits.CodeUnavailable {
-		t.Fatalf("err %v, want unavailable", err)
-	}
-	a, _ := st.Account(ctx, "w")
-	if a.Cycle.Available != 250 || a.Cycle.Held != 0 {
-		t.Fatalf("a failed batch changed %+v", a.Cycle)
-	}
-	if _, err := st.DB().Exec(`DROP TRIGGER no_entries`); err != nil {
-		t.Fatal(err)
-	}
-	// The same key runs again: the failure stored no answer.
-	r, err := e.Hold(ctx, ledger.HoldParams{WorkspaceID: "w", IdempotencyKey: "k", Operation: "image_1k"})
-	if err != nil || r.Balance.Available != 220 {
-		t.Fatalf("after recovery: %+v %v", r, err)
-	}
-}

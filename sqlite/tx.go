@@ -5,61 +5,60 @@ import (
 	"database/sql"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"sort"
 	"time"
 
 	"github.com/credits-dev/credits"
 	"github.com/credits-dev/credits/ledger"
 )
 
-// tx is one write transaction on the writer connection (BEGIN IMMEDIATE: it
-// holds SQLite's write lock from its start). Every statement is prepared
-// once and reused by every batch.
+// tx is one batch of the engine's writer. Its reads look at the overlay and
+// then the tables; its writes become one journal record, appended and
+// synced at Commit. No SQLite transaction is held: the tables are written
+// later, by the materializer.
 type tx struct {
-	tx    *sql.Tx
-	stmts *stmtCache
-	bound map[string]*sql.Stmt // the statements bound to this transaction
+	s       *Store
+	rec     *record
+	payload []byte
+	nextSeq int64
 }
 
-// Begin starts the writer's transaction.
+// Begin starts a batch. It waits while the tables are too far behind the
+// journal, which bounds the overlay's memory.
 func (s *Store) Begin(ctx context.Context) (ledger.Tx, error) {
-	t, err := s.w.BeginTx(ctx, nil)
-	if err != nil {
+	if err := s.mat.waitRoom(ctx); err != nil {
 		return nil, err
 	}
-	return &tx{tx: t, stmts: &s.stmts}, nil
+	return &tx{s: s}, nil
 }
 
-func (t *tx) Commit() error   { return t.tx.Commit() }
-func (t *tx) Rollback() error { return t.tx.Rollback() }
+// Rollback drops a batch that was not committed: nothing of it was written.
+func (t *tx) Rollback() error {
+	t.rec = nil
+	return nil
+}
+
+// Commit appends the batch to the journal and syncs it; when it returns
+// nil the batch is durable, and readers see it.
+func (t *tx) Commit() error {
+	if t.rec == nil {
+		return nil
+	}
+	s := t.s
+	if err := s.j.append(t.rec.Batch, t.payload); err != nil {
+		return err
+	}
+	s.batch, s.nextSeq = t.rec.Batch, t.nextSeq
+	s.ov.add(t.rec.Batch, t.rec.Changes)
+	s.mat.push(t.rec)
+	t.rec = nil
+	return nil
+}
 
 // SingleWriter tells the engine this process is the store's only writer, so
 // it may keep what it wrote in memory.
 func (s *Store) SingleWriter() bool { return true }
-
-func (t *tx) stmt(ctx context.Context, query string) (*sql.Stmt, error) {
-	if s, ok := t.bound[query]; ok {
-		return s, nil
-	}
-	s, err := t.stmts.get(query)
-	if err != nil {
-		return nil, err
-	}
-	b := t.tx.StmtContext(ctx, s)
-	if t.bound == nil {
-		t.bound = make(map[string]*sql.Stmt, len(writerQueries))
-	}
-	t.bound[query] = b
-	return b, nil
-}
-
-func (t *tx) exec(ctx context.Context, query string, args ...any) error {
-	s, err := t.stmt(ctx, query)
-	if err != nil {
-		return err
-	}
-	_, err = s.ExecContext(ctx, args...)
-	return err
-}
 
 const (
 	qAccount = `SELECT ` + accountCols + ` FROM workspaces w JOIN cycles c ON c.workspace_id = w.id AND c.n = w.cycle WHERE w.id = ?`
@@ -69,84 +68,115 @@ const (
 	qDue       = `SELECT ` + chargeCols + ` FROM charges INDEXED BY charges_held WHERE status = 'held' AND expires_at <= ? AND workspace_id = ? ORDER BY expires_at, id`
 	qNextAfter = `SELECT expires_at FROM charges INDEXED BY charges_held WHERE status = 'held' AND expires_at > ? AND workspace_id = ? ORDER BY expires_at LIMIT 1`
 	qIdem      = `SELECT fingerprint, created_at, result FROM idempotency WHERE workspace_id = ? AND key = ?`
-
-	qInsertWorkspace = `INSERT INTO workspaces (id, name, plan, pending_plan, cycle_anchor, created_at, cycle, next_expiry) VALUES (?,?,?,?,?,?,?,?)`
-	qUpdateWorkspace = `UPDATE workspaces SET plan = ?, pending_plan = ?, cycle = ?, next_expiry = ? WHERE id = ?`
-	qUpsertCycle     = `INSERT INTO cycles (workspace_id, n, start_at, end_at, granted, available, held, used, expired) VALUES (?,?,?,?,?,?,?,?,?)
-		ON CONFLICT (workspace_id, n) DO UPDATE SET granted = excluded.granted, available = excluded.available, held = excluded.held, used = excluded.used, expired = excluded.expired`
-	qInsertCharge = `INSERT INTO charges (` + chargeCols + `) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)`
-	qFinishCharge = `UPDATE charges SET status = ?, finalized_at = ? WHERE id = ?`
-	qInsertEntry  = `INSERT INTO entries (workspace_id, cycle, at, type, amount, available_after, charge_id, operation, member_id, reason) VALUES (?,?,?,?,?,?,?,?,?,?)`
-	qUpsertIdem   = `INSERT INTO idempotency (workspace_id, key, fingerprint, created_at, result) VALUES (?,?,?,?,?)
-		ON CONFLICT (workspace_id, key) DO UPDATE SET fingerprint = excluded.fingerprint, created_at = excluded.created_at, result = excluded.result`
 )
+
+// account reads a workspace and its current cycle: the overlay first, the
+// tables second (see overlay.go for why in that order).
+func (s *Store) account(ctx context.Context, id string) (ledger.Account, bool, error) {
+	v := s.ov.workspace(id)
+	if v.row != nil {
+		a := ledger.Account{Workspace: v.row.ws, NextExpiry: v.row.nextExpiry}
+		if c, ok := v.cycles[v.row.cycle]; ok {
+			a.Cycle = c
+			return a, true, nil
+		}
+		c, ok, err := s.tableCycle(ctx, ledger.CycleKey{WorkspaceID: id, N: v.row.cycle})
+		if err != nil {
+			return a, false, err
+		}
+		if !ok {
+			return a, false, fmt.Errorf("sqlite: workspace %s: its cycle %d is missing", id, v.row.cycle)
+		}
+		a.Cycle = c
+		return a, true, nil
+	}
+	a, err := scanAccount(s.reads.m[qAccount].QueryRowContext(ctx, id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return a, false, nil
+	}
+	if err != nil {
+		return a, false, err
+	}
+	if c, ok := v.cycles[a.Cycle.N]; ok {
+		a.Cycle = c
+	}
+	return a, true, nil
+}
+
+func (s *Store) tableCycle(ctx context.Context, k ledger.CycleKey) (credits.Cycle, bool, error) {
+	var c credits.Cycle
+	var start, end int64
+	err := s.reads.m[qCycle].QueryRowContext(ctx, k.WorkspaceID, k.N).Scan(&c.N, &start, &end, &c.Granted, &c.Available, &c.Held, &c.Used, &c.Expired)
+	if errors.Is(err, sql.ErrNoRows) {
+		return c, false, nil
+	}
+	if err != nil {
+		return c, false, err
+	}
+	c.Start, c.End = fromMicros(start), fromMicros(end)
+	return c, true, nil
+}
+
+func (s *Store) charge(ctx context.Context, id string) (credits.Charge, bool, error) {
+	if c, ok := s.ov.charge(id); ok {
+		return c, true, nil
+	}
+	c, err := scanCharge(s.reads.m[qCharge].QueryRowContext(ctx, id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return c, false, nil
+	}
+	return c, err == nil, err
+}
 
 func (t *tx) Accounts(ctx context.Context, ids []string) (map[string]ledger.Account, error) {
 	out := make(map[string]ledger.Account, len(ids))
-	s, err := t.stmt(ctx, qAccount)
-	if err != nil {
-		return nil, err
-	}
 	for _, id := range ids {
-		a, err := scanAccount(s.QueryRowContext(ctx, id))
-		if errors.Is(err, sql.ErrNoRows) {
-			continue
-		}
+		a, ok, err := t.s.account(ctx, id)
 		if err != nil {
 			return nil, err
 		}
-		out[id] = a
+		if ok {
+			out[id] = a
+		}
 	}
 	return out, nil
 }
 
 func (t *tx) Charges(ctx context.Context, ids []string) (map[string]credits.Charge, error) {
 	out := make(map[string]credits.Charge, len(ids))
-	s, err := t.stmt(ctx, qCharge)
-	if err != nil {
-		return nil, err
-	}
 	for _, id := range ids {
-		c, err := scanCharge(s.QueryRowContext(ctx, id))
-		if errors.Is(err, sql.ErrNoRows) {
-			continue
-		}
+		c, ok, err := t.s.charge(ctx, id)
 		if err != nil {
 			return nil, err
 		}
-		out[id] = c
+		if ok {
+			out[id] = c
+		}
 	}
 	return out, nil
 }
 
 func (t *tx) Cycles(ctx context.Context, keys []ledger.CycleKey) (map[ledger.CycleKey]credits.Cycle, error) {
 	out := make(map[ledger.CycleKey]credits.Cycle, len(keys))
-	s, err := t.stmt(ctx, qCycle)
-	if err != nil {
-		return nil, err
-	}
 	for _, k := range keys {
-		var c credits.Cycle
-		var start, end int64
-		err := s.QueryRowContext(ctx, k.WorkspaceID, k.N).Scan(&c.N, &start, &end, &c.Granted, &c.Available, &c.Held, &c.Used, &c.Expired)
-		if errors.Is(err, sql.ErrNoRows) {
+		if c, ok := t.s.ov.cycle(k); ok {
+			out[k] = c
 			continue
 		}
+		c, ok, err := t.s.tableCycle(ctx, k)
 		if err != nil {
 			return nil, err
 		}
-		c.Start, c.End = fromMicros(start), fromMicros(end)
-		out[k] = c
+		if ok {
+			out[k] = c
+		}
 	}
 	return out, nil
 }
 
 func (t *tx) DueHolds(ctx context.Context, ws string, now time.Time) ([]credits.Charge, time.Time, error) {
-	s, err := t.stmt(ctx, qDue)
-	if err != nil {
-		return nil, time.Time{}, err
-	}
-	rows, err := s.QueryContext(ctx, micros(now), ws)
+	pending := t.s.ov.charges(ws)
+	rows, err := t.s.reads.m[qDue].QueryContext(ctx, micros(now), ws)
 	if err != nil {
 		return nil, time.Time{}, err
 	}
@@ -157,33 +187,51 @@ func (t *tx) DueHolds(ctx context.Context, ws string, now time.Time) ([]credits.
 		if err != nil {
 			return nil, time.Time{}, err
 		}
-		due = append(due, c)
+		if _, newer := pending[c.ID]; !newer {
+			due = append(due, c)
+		}
 	}
 	if err := rows.Err(); err != nil {
 		return nil, time.Time{}, err
 	}
-	n, err := t.stmt(ctx, qNextAfter)
-	if err != nil {
-		return nil, time.Time{}, err
-	}
 	var next sql.NullInt64
-	if err := n.QueryRowContext(ctx, micros(now), ws).Scan(&next); err != nil && !errors.Is(err, sql.ErrNoRows) {
+	if err := t.s.reads.m[qNextAfter].QueryRowContext(ctx, micros(now), ws).Scan(&next); err != nil && !errors.Is(err, sql.ErrNoRows) {
 		return nil, time.Time{}, err
 	}
-	return due, fromMicros(next.Int64), nil
+	// The table's next may be a charge the overlay has finished: an early
+	// value, which only costs an extra look later.
+	nextAt := fromMicros(next.Int64)
+	for _, c := range pending {
+		if c.Status != credits.StatusHeld {
+			continue
+		}
+		if !c.ExpiresAt.After(now) {
+			due = append(due, c)
+		} else if nextAt.IsZero() || c.ExpiresAt.Before(nextAt) {
+			nextAt = c.ExpiresAt
+		}
+	}
+	sort.Slice(due, func(i, j int) bool {
+		if !due[i].ExpiresAt.Equal(due[j].ExpiresAt) {
+			return due[i].ExpiresAt.Before(due[j].ExpiresAt)
+		}
+		return due[i].ID < due[j].ID
+	})
+	return due, nextAt, nil
 }
 
 func (t *tx) Idempotency(ctx context.Context, keys []ledger.IdemKey) (map[ledger.IdemKey]ledger.IdemRecord, error) {
 	out := make(map[ledger.IdemKey]ledger.IdemRecord, len(keys))
-	s, err := t.stmt(ctx, qIdem)
-	if err != nil {
-		return nil, err
-	}
+	st := t.s.reads.m[qIdem]
 	for _, k := range keys {
+		if r, ok := t.s.ov.idem(k); ok {
+			out[k] = r
+			continue
+		}
 		var r ledger.IdemRecord
 		var created int64
 		var result []byte
-		err := s.QueryRowContext(ctx, k.WorkspaceID, k.Key).Scan(&r.Fingerprint, &created, &result)
+		err := st.QueryRowContext(ctx, k.WorkspaceID, k.Key).Scan(&r.Fingerprint, &created, &result)
 		if errors.Is(err, sql.ErrNoRows) {
 			continue
 		}
@@ -213,64 +261,27 @@ func emptyNull(s string) any {
 	return s
 }
 
+// Write numbers the batch's ledger entries and encodes the batch as one
+// journal record; Commit writes it.
 func (t *tx) Write(ctx context.Context, c *ledger.Changes) error {
-	for _, a := range c.NewWorkspaces {
-		w := a.Workspace
-		if err := t.exec(ctx, qInsertWorkspace, w.ID, w.Name, w.Plan, nullString(w.PendingPlan), micros(w.CycleAnchor), micros(w.CreatedAt), a.Cycle.N, micros(a.NextExpiry)); err != nil {
-			return err
-		}
+	s := t.s
+	seq := s.nextSeq
+	for i := range c.Entries {
+		c.Entries[i].Seq = seq
+		c.Entries[i].ID = entryID(seq)
+		seq++
 	}
-	for _, a := range c.Accounts {
-		w := a.Workspace
-		if err := t.exec(ctx, qUpdateWorkspace, w.Plan, nullString(w.PendingPlan), a.Cycle.N, micros(a.NextExpiry), w.ID); err != nil {
-			return err
-		}
-	}
-	for _, r := range c.Cycles {
-		cy := r.Cycle
-		if err := t.exec(ctx, qUpsertCycle, r.WorkspaceID, cy.N, micros(cy.Start), micros(cy.End), cy.Granted, cy.Available, cy.Held, cy.Used, cy.Expired); err != nil {
-			return err
-		}
-	}
-	for _, ch := range c.NewCharges {
-		var md any
-		if len(ch.Metadata) > 0 {
-			b, err := json.Marshal(ch.Metadata)
-			if err != nil {
-				return err
-			}
-			md = string(b)
-		}
-		if err := t.exec(ctx, qInsertCharge, ch.ID, ch.WorkspaceID, ch.Cycle, ch.Operation, ch.Quantity, ch.Cost, ch.Status, nullString(ch.MemberID), md,
-			micros(ch.CreatedAt), micros(ch.ExpiresAt), micros(ch.FinalizedAt)); err != nil {
-			return err
-		}
-	}
-	for _, ch := range c.Charges {
-		if err := t.exec(ctx, qFinishCharge, ch.Status, micros(ch.FinalizedAt), ch.ID); err != nil {
-			return err
-		}
-	}
-	if len(c.Entries) > 0 {
-		s, err := t.stmt(ctx, qInsertEntry)
+	results := make([][]byte, len(c.Idempotency))
+	for i := range c.Idempotency {
+		b, err := json.Marshal(c.Idempotency[i].Result)
 		if err != nil {
 			return err
 		}
-		for _, e := range c.Entries {
-			if _, err := s.ExecContext(ctx, e.WorkspaceID, e.Cycle, micros(e.At), e.Type, e.Amount, e.AvailableAfter,
-				emptyNull(e.ChargeID), emptyNull(e.Operation), emptyNull(e.MemberID), emptyNull(e.Reason)); err != nil {
-				return err
-			}
-		}
+		results[i] = b
 	}
-	for _, r := range c.Idempotency {
-		b, err := json.Marshal(r.Result)
-		if err != nil {
-			return err
-		}
-		if err := t.exec(ctx, qUpsertIdem, r.WorkspaceID, r.Key, r.Fingerprint, micros(r.CreatedAt), string(b)); err != nil {
-			return err
-		}
-	}
+	t.rec = &record{Batch: s.batch + 1, Changes: c, Results: results}
+	t.nextSeq = seq
+	s.encBuf = appendRecord(s.encBuf[:0], t.rec)
+	t.payload = s.encBuf
 	return nil
 }

@@ -22,6 +22,9 @@ const verifyPage = 500
 
 // ReadSnapshot calls fn with the database as of one moment.
 func (s *Store) ReadSnapshot(ctx context.Context, fn func(ledger.Snapshot) error) error {
+	if err := s.Flush(ctx); err != nil {
+		return err
+	}
 	tx, err := s.r.BeginTx(ctx, nil)
 	if err != nil {
 		return err
@@ -84,7 +87,7 @@ func scanEntry(rows *sql.Rows) (credits.Entry, error) {
 	if err := rows.Scan(&e.Seq, &e.WorkspaceID, &e.Cycle, &at, &e.Type, &e.Amount, &e.AvailableAfter, &charge, &op, &member, &reason); err != nil {
 		return e, err
 	}
-	e.ID = fmt.Sprintf("le_%d", e.Seq)
+	e.ID = entryID(e.Seq)
 	e.At = fromMicros(at)
 	e.ChargeID, e.Operation, e.MemberID, e.Reason = charge.String, op.String, member.String, reason.String
 	return e, nil

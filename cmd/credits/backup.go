@@ -11,12 +11,15 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/credits-dev/credits/sqlite"
 )
 
-// BackupCommand copies a SQLite database to a new file while servers may be
-// writing it: VACUUM INTO reads one snapshot (in WAL mode a reader never
-// blocks the writer, nor the writer it), so the copy is consistent: every
-// transaction committed before the copy began is in it, none half.
+// BackupCommand copies a SQLite database to a new file while a server may be
+// writing it: its journal first, then VACUUM INTO reads one snapshot of the
+// tables (in WAL mode a reader never blocks the writer, nor the writer it),
+// then the copy replays the journal's batches its tables lack. So every
+// batch acknowledged before the backup began is in it, none half.
 type BackupCommand struct {
 	Stdout io.Writer
 }
@@ -76,7 +79,11 @@ func backupSQLite(ctx context.Context, src, dst string) (int64, error) {
 	tmp := tmpf.Name()
 	tmpf.Close()
 	os.Remove(tmp) // VACUUM INTO wants to create it
-	defer os.Remove(tmp)
+	defer func() {
+		os.Remove(tmp)
+		os.Remove(tmp + ".lock")
+		os.RemoveAll(tmp + ".journal")
+	}()
 
 	q := url.Values{}
 	q.Add("_pragma", "busy_timeout(10000)")
@@ -89,7 +96,20 @@ func backupSQLite(ctx context.Context, src, dst string) (int64, error) {
 	if err := conn.QueryRowContext(ctx, `SELECT COALESCE(MAX(version), 0) FROM schema_migrations`).Scan(&version); err != nil {
 		return 0, fmt.Errorf("backup: %s is not a credits database: %w", src, err)
 	}
+	// The journal before the tables: see sqlite.CopyJournal.
+	if err := sqlite.CopyJournal(src, tmp); err != nil {
+		return 0, fmt.Errorf("backup: copying the journal: %w", err)
+	}
 	if _, err := conn.ExecContext(ctx, `VACUUM INTO ?`, tmp); err != nil {
+		return 0, fmt.Errorf("backup: %w", err)
+	}
+	// Opening the copy replays the journal's batches its tables lack;
+	// closing it leaves one file.
+	st, err := sqlite.Open(ctx, tmp)
+	if err != nil {
+		return 0, fmt.Errorf("backup: %w", err)
+	}
+	if err := st.Close(); err != nil {
 		return 0, fmt.Errorf("backup: %w", err)
 	}
 	if err := checkCopy(ctx, tmp); err != nil {

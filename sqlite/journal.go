@@ -1,0 +1,370 @@
+package sqlite
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+)
+
+// The journal is the store's redo log: an append-only run of files next to
+// the database, one record per committed batch. A batch is acknowledged once
+// its record is written and synced: one small sequential write and one
+// fsync, however many charges the batch carries. The tables are brought up
+// to date behind it (materialize.go); a record is dropped only after the
+// tables hold it, and Open replays whatever they do not.
+//
+// A record on disk is [payload length uint32][CRC-32C of payload][payload].
+// Only the last record can be torn (a crash mid-write): it was never
+// acknowledged, so replay stops there.
+
+// segmentBytes is the largest size of a journal file; the first after Open
+// is firstSegmentBytes and each next one twice the last, so a small store
+// never zeroes much. Files are written full of
+// zeros before use: overwriting blocks a file already has lets fdatasync
+// flush the data alone, with no file-system metadata (measured here: 112 µs
+// and 39 µs of CPU a sync, against 236 µs and 66 µs appending). A zero
+// length ends the records. When one file is full the journal moves to the
+// next, made ready in the background, so a file whose batches are all
+// materialized can be deleted whole.
+const (
+	segmentBytes      = 32 << 20
+	firstSegmentBytes = 1 << 20
+)
+
+// maxRecordBytes bounds one record, well above the largest batch.
+const maxRecordBytes = 256 << 20
+
+var crcTable = crc32.MakeTable(crc32.Castagnoli)
+
+type segment struct {
+	path  string
+	first uint64 // the first batch it may hold
+	last  uint64 // the last batch it holds (0 while it is the open one)
+}
+
+type journal struct {
+	dir  string
+	f    *os.File // the open segment
+	cur  segment
+	size int64
+	cap  int64 // the open file's size
+	buf  []byte
+	// broken is set when a failed write could not be undone: what the file
+	// holds is no longer known, so nothing more is written.
+	broken error
+
+	mu     sync.Mutex
+	closed []segment // full segments, oldest first, until materialized
+
+	spare chan spareFile // the next file, zeroed in the background
+}
+
+// spareFile is a zeroed file under a temporary name, ready to become the
+// next segment.
+type spareFile struct {
+	f    *os.File
+	path string
+	size int64
+	err  error
+}
+
+// (Not "-journal": that is SQLite's own rollback journal name.)
+func journalDir(dbPath string) string { return dbPath + ".journal" }
+
+func segmentName(first uint64) string { return fmt.Sprintf("%020d.log", first) }
+
+// listSegments returns the journal's files in batch order.
+func listSegments(dir string) ([]segment, error) {
+	names, err := os.ReadDir(dir)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var segs []segment
+	for _, n := range names {
+		first, err := strconv.ParseUint(strings.TrimSuffix(n.Name(), ".log"), 10, 64)
+		if err != nil || !strings.HasSuffix(n.Name(), ".log") {
+			continue
+		}
+		segs = append(segs, segment{path: filepath.Join(dir, n.Name()), first: first})
+	}
+	sort.Slice(segs, func(i, j int) bool { return segs[i].first < segs[j].first })
+	return segs, nil
+}
+
+// readJournal calls fn with every record's payload, in order. A torn or
+// corrupt record ends the journal only if nothing follows it in the last
+// file; anywhere else it is an error.
+func readJournal(dir string, fn func(payload []byte) error) error {
+	segs, err := listSegments(dir)
+	if err != nil {
+		return err
+	}
+	for i, sg := range segs {
+		data, err := os.ReadFile(sg.path)
+		if err != nil {
+			return err
+		}
+		for off := 0; off < len(data); {
+			payload, n, ok := readFrame(data[off:])
+			if !ok {
+				if i == len(segs)-1 || allZero(data[off:]) {
+					break // the file's end, or the unacknowledged tail of a crash
+				}
+				return fmt.Errorf("journal %s: corrupt record at byte %d", sg.path, off)
+			}
+			if err := fn(payload); err != nil {
+				return fmt.Errorf("journal %s: record at byte %d: %w", sg.path, off, err)
+			}
+			off += n
+		}
+	}
+	return nil
+}
+
+func allZero(b []byte) bool {
+	for _, c := range b {
+		if c != 0 {
+			return false
+		}
+	}
+	return true
+}
+
+func readFrame(b []byte) (payload []byte, n int, ok bool) {
+	if len(b) < 8 {
+		return nil, 0, false
+	}
+	size := binary.LittleEndian.Uint32(b)
+	sum := binary.LittleEndian.Uint32(b[4:])
+	if size == 0 || size > maxRecordBytes || uint64(len(b)-8) < uint64(size) {
+		return nil, 0, false
+	}
+	payload = b[8 : 8+size]
+	if crc32.Checksum(payload, crcTable) != sum {
+		return nil, 0, false
+	}
+	return payload, 8 + int(size), true
+}
+
+// openJournal removes the files of an already replayed journal and starts
+// a new one whose first batch is next.
+func openJournal(dir string, next uint64) (*journal, error) {
+	segs, err := listSegments(dir)
+	if err != nil {
+		return nil, err
+	}
+	for _, sg := range segs {
+		if err := os.Remove(sg.path); err != nil {
+			return nil, err
+		}
+	}
+	if tmps, _ := filepath.Glob(filepath.Join(dir, "next-*.tmp")); len(tmps) > 0 {
+		for _, p := range tmps {
+			os.Remove(p)
+		}
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, err
+	}
+	j := &journal{dir: dir}
+	if err := j.startSegment(next); err != nil {
+		return nil, err
+	}
+	return j, nil
+}
+
+func (j *journal) startSegment(first uint64) error {
+	var sp spareFile
+	if j.spare != nil {
+		sp = <-j.spare
+	} else {
+		sp = makeSpare(j.dir, firstSegmentBytes)
+	}
+	if sp.err != nil {
+		return sp.err
+	}
+	path := filepath.Join(j.dir, segmentName(first))
+	if err := os.Rename(sp.path, path); err != nil {
+		sp.f.Close()
+		return err
+	}
+	// The new name must survive a crash too.
+	if err := syncDir(j.dir); err != nil {
+		sp.f.Close()
+		return err
+	}
+	j.f, j.cur, j.size, j.cap = sp.f, segment{path: path, first: first}, 0, sp.size
+	j.spare = make(chan spareFile, 1)
+	go func(ch chan<- spareFile, size int64) { ch <- makeSpare(j.dir, size) }(j.spare, min(2*sp.size, segmentBytes))
+	return nil
+}
+
+// makeSpare writes a zeroed file of size bytes and syncs it.
+func makeSpare(dir string, size int64) spareFile {
+	f, err := os.CreateTemp(dir, "next-*.tmp")
+	if err != nil {
+		return spareFile{err: err}
+	}
+	zeros := make([]byte, 1<<20)
+	for off := int64(0); off < size && err == nil; off += int64(len(zeros)) {
+		_, err = f.Write(zeros)
+	}
+	if err == nil {
+		err = f.Sync()
+	}
+	if err == nil {
+		_, err = f.Seek(0, io.SeekStart)
+	}
+	if err != nil {
+		f.Close()
+		os.Remove(f.Name())
+		return spareFile{err: err}
+	}
+	return spareFile{f: f, path: f.Name(), size: size}
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}
+
+// append writes one batch's record and syncs it. When it returns nil the
+// record is on disk; when it returns an error the file is as it was before
+// (or the journal is broken and refuses every later write).
+func (j *journal) append(batch uint64, payload []byte) error {
+	if j.broken != nil {
+		return j.broken
+	}
+	if len(payload) > maxRecordBytes {
+		return fmt.Errorf("journal: a record of %d bytes is over the limit", len(payload))
+	}
+	j.buf = binary.LittleEndian.AppendUint32(j.buf[:0], uint32(len(payload)))
+	j.buf = binary.LittleEndian.AppendUint32(j.buf, crc32.Checksum(payload, crcTable))
+	j.buf = append(j.buf, payload...)
+	if j.size+int64(len(j.buf)) > j.cap && j.size > 0 {
+		if err := j.rotate(batch); err != nil {
+			return err
+		}
+	}
+	_, err := j.f.WriteAt(j.buf, j.size)
+	if err == nil {
+		err = datasync(j.f)
+	}
+	if err != nil {
+		j.undo(err)
+		return err
+	}
+	j.size += int64(len(j.buf))
+	j.cur.last = batch
+	return nil
+}
+
+// undo zeroes what a failed write may have left after the last
+// acknowledged record, so a later replay does not apply a batch whose callers were told
+// it failed.
+func (j *journal) undo(cause error) {
+	if _, err := j.f.WriteAt(make([]byte, len(j.buf)), j.size); err != nil {
+		j.broken = fmt.Errorf("journal: a write failed (%v) and could not be undone: %w", cause, err)
+		return
+	}
+	if err := datasync(j.f); err != nil {
+		j.broken = fmt.Errorf("journal: a write failed (%v) and could not be undone: %w", cause, err)
+	}
+}
+
+func (j *journal) rotate(next uint64) error {
+	if err := j.f.Close(); err != nil {
+		return err
+	}
+	j.mu.Lock()
+	j.closed = append(j.closed, j.cur)
+	j.mu.Unlock()
+	return j.startSegment(next)
+}
+
+// release deletes the full files whose batches are all materialized.
+func (j *journal) release(materialized uint64) error {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	for len(j.closed) > 0 && j.closed[0].last <= materialized {
+		if err := os.Remove(j.closed[0].path); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return err
+		}
+		j.closed = j.closed[1:]
+	}
+	return nil
+}
+
+// close closes the open file. When everything is materialized the journal
+// is empty and its files and folder are removed.
+func (j *journal) close(allMaterialized bool) error {
+	if j.f == nil {
+		return nil
+	}
+	err := j.f.Close()
+	j.f = nil
+	if j.spare != nil {
+		if sp := <-j.spare; sp.err == nil {
+			sp.f.Close()
+			os.Remove(sp.path)
+		}
+	}
+	if err != nil || !allMaterialized || j.broken != nil {
+		return err
+	}
+	j.mu.Lock()
+	segs := append(j.closed, j.cur)
+	j.closed = nil
+	j.mu.Unlock()
+	for _, sg := range segs {
+		if err := os.Remove(sg.path); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return err
+		}
+	}
+	return os.Remove(j.dir)
+}
+
+// CopyJournal copies the journal of the database at src, which another
+// process may have open, to be the journal of the database at dst. A backup
+// copies the journal first and the tables second: a journal file is removed
+// only once the tables hold all its batches, so the two copies together hold
+// every batch acknowledged before the backup began, and opening dst replays
+// what its tables lack.
+func CopyJournal(src, dst string) error {
+	segs, err := listSegments(journalDir(src))
+	if err != nil {
+		return err
+	}
+	to := journalDir(dst)
+	if err := os.MkdirAll(to, 0o700); err != nil {
+		return err
+	}
+	for _, sg := range segs {
+		data, err := os.ReadFile(sg.path)
+		if errors.Is(err, os.ErrNotExist) {
+			continue // materialized meanwhile: the tables copied later hold it
+		}
+		if err != nil {
+			return err
+		}
+		if err := os.WriteFile(filepath.Join(to, filepath.Base(sg.path)), data, 0o600); err != nil {
+			return err
+		}
+	}
+	return nil
+}

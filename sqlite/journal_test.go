@@ -1,0 +1,269 @@
+package sqlite_test
+
+import (
+	"context"
+	"database/sql"
+	"io"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/credits-dev/credits"
+	"github.com/credits-dev/credits/ledger"
+	"github.com/credits-dev/credits/sqlite"
+)
+
+func newEngine(t *testing.T, st ledger.Store) *ledger.Engine {
+	t.Helper()
+	e, err := ledger.New(st, credits.DefaultCatalog(), ledger.Options{SweepInterval: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { e.Close() })
+	if _, _, err := e.CreateWorkspace(context.Background(), ledger.CreateWorkspaceParams{ID: "w", Name: "w"}); err != nil {
+		t.Fatal(err)
+	}
+	return e
+}
+
+func openAt(t *testing.T, path string) *sqlite.Store {
+	t.Helper()
+	s, err := sqlite.Open(context.Background(), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+// A batch whose journal write fails is answered unavailable and charges
+// nothing, now or after a restart; the store then refuses writes rather
+// than guess what the file holds.
+func TestJournalWriteFailureChargesNothing(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "credits.db")
+	st := openAt(t, path)
+	e := newEngine(t, st)
+	if _, err := e.Hold(ctx, ledger.HoldParams{WorkspaceID: "w", IdempotencyKey: "k0", Operation: "image_1k"}); err != nil {
+		t.Fatal(err)
+	}
+	// A read-only handle on the journal file: the write fails, and so does
+	// cutting the file back.
+	ro, err := os.Open(sqlite.JournalPath(st))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rw := sqlite.SwapJournalFile(st, ro)
+	_, err = e.Hold(ctx, ledger.HoldParams{WorkspaceID: "w", IdempotencyKey: "k", Operation: "image_1k"})
+	if credits.ErrorCode(err) != credits.CodeUnavailable {
+		t.Fatalf("err %v, want unavailable", err)
+	}
+	_, err = e.Hold(ctx, ledger.HoldParams{WorkspaceID: "w", IdempotencyKey: "k2", Operation: "image_1k"})
+	if credits.ErrorCode(err) != credits.CodeUnavailable {
+		t.Fatalf("after a failed journal write: err %v, want unavailable", err)
+	}
+	b, err := e.Balance(ctx, "w")
+	if err != nil || b.Available != 220 || b.Held != 30 {
+		t.Fatalf("balance %+v %v, want only the first hold", b, err)
+	}
+	sqlite.SwapJournalFile(st, rw)
+	ro.Close()
+	e.Close()
+	st.Close()
+
+	// After a restart the failed holds are not there, and their keys run.
+	st = openAt(t, path)
+	e2, err := ledger.New(st, credits.DefaultCatalog(), ledger.Options{SweepInterval: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e2.Close()
+	r, err := e2.Hold(ctx, ledger.HoldParams{WorkspaceID: "w", IdempotencyKey: "k", Operation: "image_1k"})
+	if err != nil || r.Balance.Available != 190 || r.Balance.Held != 60 {
+		t.Fatalf("after restart: %+v %v", r.Balance, err)
+	}
+	if err := ledger.Check(ctx, st); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// While the tables refuse a batch, it is still acknowledged (it is in the
+// journal), readers see it, and it reaches the tables once they accept it.
+func TestMaterializerFailureLosesNothing(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	st := openAt(t, filepath.Join(t.TempDir(), "credits.db"))
+	e := newEngine(t, st)
+	db := sqlite.WriterDB(st)
+	if err := st.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Exec(`CREATE TRIGGER no_entries BEFORE INSERT ON entries BEGIN SELECT RAISE(ABORT, 'disk says no'); END`); err != nil {
+		t.Fatal(err)
+	}
+	r, err := e.Hold(ctx, ledger.HoldParams{WorkspaceID: "w", IdempotencyKey: "k", Operation: "image_1k"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.Capture(ctx, r.Charge.ID); err != nil {
+		t.Fatal(err)
+	}
+	c, err := st.Charge(ctx, r.Charge.ID)
+	if err != nil || c.Status != credits.StatusCaptured {
+		t.Fatalf("charge %+v %v", c, err)
+	}
+	a, err := st.Account(ctx, "w")
+	if err != nil || a.Cycle.Available != 220 || a.Cycle.Used != 30 {
+		t.Fatalf("account %+v %v", a.Cycle, err)
+	}
+	entries, err := st.Entries(ctx, "w", 0, 10)
+	if err != nil || len(entries) != 3 || entries[0].Type != "capture" || entries[2].Type != "grant" {
+		t.Fatalf("entries %+v %v", entries, err)
+	}
+	var inTable int
+	if err := db.QueryRow(`SELECT COUNT(*) FROM charges`).Scan(&inTable); err != nil || inTable != 0 {
+		t.Fatalf("charges in the table while it refuses: %d %v", inTable, err)
+	}
+	short, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
+	defer cancel()
+	if err := st.Flush(short); err == nil {
+		t.Fatal("flush returned while the tables refuse the batch")
+	}
+	if _, err := db.Exec(`DROP TRIGGER no_entries`); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.QueryRow(`SELECT COUNT(*) FROM charges WHERE status = 'captured'`).Scan(&inTable); err != nil || inTable != 1 {
+		t.Fatalf("captured charges in the table: %d %v", inTable, err)
+	}
+	if err := ledger.Check(ctx, st); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// A crash leaves batches in the journal that the tables lack: Open replays
+// them. The crash is a copy of the files taken while the tables refuse every
+// batch, so the copy's tables lack them all.
+func TestReplayAfterCrash(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	dir := t.TempDir()
+	st := openAt(t, filepath.Join(dir, "credits.db"))
+	e := newEngine(t, st)
+	db := sqlite.WriterDB(st)
+	if err := st.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Exec(`CREATE TRIGGER no_charges BEFORE INSERT ON charges BEGIN SELECT RAISE(ABORT, 'disk says no'); END`); err != nil {
+		t.Fatal(err)
+	}
+	var captured []string
+	for i := range 20 {
+		r, err := e.Hold(ctx, ledger.HoldParams{WorkspaceID: "w", IdempotencyKey: string(rune('a' + i)), Operation: "content_rewrite"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if i%2 == 0 {
+			if _, err := e.Capture(ctx, r.Charge.ID); err != nil {
+				t.Fatal(err)
+			}
+			captured = append(captured, r.Charge.ID)
+		}
+	}
+	want, err := e.Balance(ctx, "w")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Copy the database (checkpointed: the WAL is in the file) and the
+	// journal as they are now.
+	crash := filepath.Join(t.TempDir(), "credits.db")
+	if _, err := db.Exec(`VACUUM INTO ?`, crash); err != nil {
+		t.Fatal(err)
+	}
+	copyDir(t, filepath.Join(dir, "credits.db.journal"), crash+".journal")
+	// The copy has the trigger too: drop it there before opening.
+	raw, err := sql.Open("sqlite", crash)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := raw.Exec(`DROP TRIGGER no_charges`); err != nil {
+		t.Fatal(err)
+	}
+	var inTable int
+	if err := raw.QueryRow(`SELECT COUNT(*) FROM charges`).Scan(&inTable); err != nil || inTable != 0 {
+		t.Fatalf("the crashed tables hold %d charges (%v), want none", inTable, err)
+	}
+	raw.Close()
+
+	re := openAt(t, crash)
+	if err := re.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := sqlite.WriterDB(re).QueryRow(`SELECT COUNT(*) FROM charges`).Scan(&inTable); err != nil || inTable != 20 {
+		t.Fatalf("after replay the tables hold %d charges (%v), want 20", inTable, err)
+	}
+	a, err := re.Account(ctx, "w")
+	if err != nil || a.Cycle.Available != want.Available || a.Cycle.Held != want.Held || a.Cycle.Used != want.Used {
+		t.Fatalf("after replay %+v %v, want %+v", a.Cycle, err, want)
+	}
+	for _, id := range captured {
+		if c, err := re.Charge(ctx, id); err != nil || c.Status != credits.StatusCaptured {
+			t.Fatalf("charge %s: %+v %v", id, c, err)
+		}
+	}
+	entries, err := re.Entries(ctx, "w", 0, 100)
+	if err != nil || len(entries) != 31 {
+		t.Fatalf("%d entries (%v), want 31", len(entries), err)
+	}
+	if err := ledger.Check(ctx, re); err != nil {
+		t.Fatal(err)
+	}
+	// The replayed store goes on numbering where the journal stopped.
+	e2, err := ledger.New(re, credits.DefaultCatalog(), ledger.Options{SweepInterval: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e2.Close()
+	r, err := e2.Hold(ctx, ledger.HoldParams{WorkspaceID: "w", IdempotencyKey: "after", Operation: "content_rewrite"})
+	if err != nil || r.Balance.Available != want.Available-1 {
+		t.Fatalf("hold after replay: %+v %v", r.Balance, err)
+	}
+	// A key used before the crash answers as it did.
+	again, err := e2.Hold(ctx, ledger.HoldParams{WorkspaceID: "w", IdempotencyKey: "a", Operation: "content_rewrite"})
+	if err != nil || again.Charge.ID != captured[0] {
+		t.Fatalf("retried key: %+v %v", again.Charge, err)
+	}
+	if err := ledger.Check(ctx, re); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func copyDir(t *testing.T, from, to string) {
+	t.Helper()
+	if err := os.MkdirAll(to, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	names, err := os.ReadDir(from)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range names {
+		src, err := os.Open(filepath.Join(from, n.Name()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		dst, err := os.Create(filepath.Join(to, n.Name()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := io.Copy(dst, src); err != nil {
+			t.Fatal(err)
+		}
+		src.Close()
+		dst.Close()
+	}
+}

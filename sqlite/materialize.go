@@ -1,0 +1,417 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/credits-dev/credits"
+	"github.com/credits-dev/credits/ledger"
+)
+
+// The materializer copies journaled batches into the tables, many batches
+// to a transaction, on its own goroutine: the engine's writer never waits
+// for it (unless it falls maxPendingItems behind). Batches are merged
+// first, so a charge held and captured within one window is one row
+// written once, and a workspace's cycle is written once per window however
+// many charges it took. Each window also records the last batch it holds,
+// in the same transaction, so a replay after a crash starts right after it.
+
+const (
+	// maxWindowItems bounds the rows one materializing transaction
+	// writes, so the AI request records, which share its connection,
+	// wait at most that long.
+	maxWindowItems = 50_000
+	// maxPendingItems is how far the tables may fall behind the journal
+	// (in rows) before the writer waits: it bounds the overlay's memory.
+	maxPendingItems = 400_000
+	// A window waits to gather minWindowItems rows, or until its oldest
+	// batch is maxLag old: a transaction's pages are written (and synced)
+	// once however many rows share them, so fewer, larger windows cost far
+	// less per row. Reads never wait for it (the overlay), Flush does not.
+	minWindowItems = 20_000
+	maxLag         = 100 * time.Millisecond
+)
+
+type materializer struct {
+	mu       sync.Mutex
+	queue    []*record
+	items    int
+	queued   uint64        // the last batch queued
+	done     uint64        // the last batch materialized
+	progress chan struct{} // closed and replaced after each window
+	wake     chan struct{}
+	stop     chan struct{}
+	exited   chan struct{}
+	failure  error     // the last window's error, until one succeeds
+	oldest   time.Time // when the first queued batch was queued
+	flushers int       // callers of wait: gather no more, write now
+}
+
+func newMaterializer(done uint64) *materializer {
+	return &materializer{
+		queued: done, done: done,
+		progress: make(chan struct{}),
+		wake:     make(chan struct{}, 1),
+		stop:     make(chan struct{}),
+		exited:   make(chan struct{}),
+	}
+}
+
+func recordItems(r *record) int {
+	c := r.Changes
+	return len(c.NewWorkspaces) + len(c.Accounts) + len(c.Cycles) + len(c.NewCharges) + len(c.Charges) + len(c.Entries) + len(c.Idempotency)
+}
+
+func (m *materializer) push(r *record) {
+	m.mu.Lock()
+	if len(m.queue) == 0 {
+		m.oldest = time.Now()
+	}
+	m.queue = append(m.queue, r)
+	m.items += recordItems(r)
+	m.queued = r.Batch
+	m.mu.Unlock()
+	select {
+	case m.wake <- struct{}{}:
+	default:
+	}
+}
+
+// waitRoom blocks while the tables are too far behind.
+func (m *materializer) waitRoom(ctx context.Context) error {
+	for {
+		m.mu.Lock()
+		if m.items < maxPendingItems {
+			m.mu.Unlock()
+			return nil
+		}
+		ch, failure := m.progress, m.failure
+		m.mu.Unlock()
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			if failure != nil {
+				return fmt.Errorf("sqlite: the tables are %d rows behind the journal: %w", maxPendingItems, failure)
+			}
+			return ctx.Err()
+		}
+	}
+}
+
+// wait blocks until every batch queued before the call is in the tables.
+func (m *materializer) wait(ctx context.Context) error {
+	m.mu.Lock()
+	target := m.queued
+	m.flushers++
+	m.mu.Unlock()
+	defer func() {
+		m.mu.Lock()
+		m.flushers--
+		m.mu.Unlock()
+	}()
+	select {
+	case m.wake <- struct{}{}:
+	default:
+	}
+	for {
+		m.mu.Lock()
+		if m.done >= target {
+			m.mu.Unlock()
+			return nil
+		}
+		ch := m.progress
+		m.mu.Unlock()
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-m.exited:
+			m.mu.Lock()
+			defer m.mu.Unlock()
+			if m.done >= target {
+				return nil
+			}
+			return fmt.Errorf("sqlite: the store closed with batches not yet in the tables (they are in the journal): %v", m.failure)
+		}
+	}
+}
+
+// run materializes until stopped; once stopped it drains the queue first,
+// giving up only if the tables keep refusing (the journal keeps the rest).
+func (s *Store) runMaterializer() {
+	m := s.mat
+	defer close(m.exited)
+	backoff := 10 * time.Millisecond
+	stopping := false
+	failuresWhileStopping := 0
+	for {
+		m.mu.Lock()
+		if !stopping && m.flushers == 0 && m.items < minWindowItems && len(m.queue) > 0 {
+			if wait := maxLag - time.Since(m.oldest); wait > 0 {
+				m.mu.Unlock()
+				select {
+				case <-time.After(wait):
+				case <-m.wake:
+				case <-m.stop:
+					stopping = true
+				}
+				continue
+			}
+		}
+		var window []*record
+		items := 0
+		for _, r := range m.queue {
+			if len(window) > 0 && items+recordItems(r) > maxWindowItems {
+				break
+			}
+			window = append(window, r)
+			items += recordItems(r)
+		}
+		m.mu.Unlock()
+		if len(window) == 0 {
+			if stopping {
+				return
+			}
+			select {
+			case <-m.wake:
+			case <-m.stop:
+				stopping = true
+			}
+			continue
+		}
+		if err := s.materialize(context.Background(), window); err != nil {
+			slog.Error("sqlite: copying journaled batches into the tables failed; retrying (they are safe in the journal)", "batches", len(window), "err", err)
+			m.mu.Lock()
+			m.failure = err
+			m.mu.Unlock()
+			if stopping {
+				if failuresWhileStopping++; failuresWhileStopping >= 3 {
+					return
+				}
+			}
+			select {
+			case <-time.After(backoff):
+			case <-m.stop:
+				stopping = true
+			}
+			backoff = min(2*backoff, time.Second)
+			continue
+		}
+		backoff = 10 * time.Millisecond
+		s.ov.drop(window)
+		last := window[len(window)-1].Batch
+		m.mu.Lock()
+		m.queue = m.queue[len(window):]
+		m.items -= items
+		m.oldest = time.Now() // a lower bound for what is left
+		m.done = last
+		m.failure = nil
+		close(m.progress)
+		m.progress = make(chan struct{})
+		m.mu.Unlock()
+		if err := s.j.release(last); err != nil {
+			slog.Error("sqlite: removing a materialized journal file failed", "err", err)
+		}
+	}
+}
+
+// merged is a window's rows, the newest version of each.
+type merged struct {
+	workspaces map[string]ledger.Account
+	cycles     map[ledger.CycleKey]credits.Cycle
+	charges    map[string]credits.Charge
+	entries    []credits.Entry
+	idem       map[ledger.IdemKey]idemRow
+}
+
+type idemRow struct {
+	rec    ledger.IdemRecord
+	result []byte
+}
+
+func merge(window []*record) *merged {
+	m := &merged{
+		workspaces: map[string]ledger.Account{},
+		cycles:     map[ledger.CycleKey]credits.Cycle{},
+		charges:    map[string]credits.Charge{},
+		idem:       map[ledger.IdemKey]idemRow{},
+	}
+	for _, r := range window {
+		c := r.Changes
+		for _, a := range c.NewWorkspaces {
+			m.workspaces[a.Workspace.ID] = a
+		}
+		for _, a := range c.Accounts {
+			m.workspaces[a.Workspace.ID] = a
+		}
+		for _, cr := range c.Cycles {
+			m.cycles[ledger.CycleKey{WorkspaceID: cr.WorkspaceID, N: cr.Cycle.N}] = cr.Cycle
+		}
+		for _, ch := range c.NewCharges {
+			m.charges[ch.ID] = ch
+		}
+		for _, ch := range c.Charges {
+			m.charges[ch.ID] = ch
+		}
+		m.entries = append(m.entries, c.Entries...)
+		for i, k := range c.Idempotency {
+			m.idem[ledger.IdemKey{WorkspaceID: k.WorkspaceID, Key: k.Key}] = idemRow{k, r.Results[i]}
+		}
+	}
+	return m
+}
+
+const (
+	qUpsertWorkspace = `INSERT INTO workspaces (id, name, plan, pending_plan, cycle_anchor, created_at, cycle, next_expiry) VALUES (?,?,?,?,?,?,?,?)
+		ON CONFLICT (id) DO UPDATE SET plan = excluded.plan, pending_plan = excluded.pending_plan, cycle = excluded.cycle, next_expiry = excluded.next_expiry`
+	qUpsertCycle = `INSERT INTO cycles (workspace_id, n, start_at, end_at, granted, available, held, used, expired) VALUES (?,?,?,?,?,?,?,?,?)
+		ON CONFLICT (workspace_id, n) DO UPDATE SET granted = excluded.granted, available = excluded.available, held = excluded.held, used = excluded.used, expired = excluded.expired`
+	qUpsertCharge = `INSERT INTO charges (` + chargeCols + `) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)
+		ON CONFLICT (id) DO UPDATE SET status = excluded.status, finalized_at = excluded.finalized_at`
+	qInsertEntry = `INSERT INTO entries (seq, workspace_id, cycle, at, type, amount, available_after, charge_id, operation, member_id, reason) VALUES (?,?,?,?,?,?,?,?,?,?,?)`
+	qUpsertIdem  = `INSERT INTO idempotency (workspace_id, key, fingerprint, created_at, result) VALUES (?,?,?,?,?)
+		ON CONFLICT (workspace_id, key) DO UPDATE SET fingerprint = excluded.fingerprint, created_at = excluded.created_at, result = excluded.result`
+	qSetMaterialized = `UPDATE journal_state SET materialized = ?`
+)
+
+var materializeQueries = []string{qUpsertWorkspace, qUpsertCycle, qUpsertCharge, qInsertEntry, qUpsertIdem, qSetMaterialized}
+
+// materialize writes a window of batches into the tables in one
+// transaction.
+func (s *Store) materialize(ctx context.Context, window []*record) error {
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	m := merge(window)
+	tx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback() //nolint:errcheck // after Commit it is a no-op
+	stmt := func(q string) *sql.Stmt { return tx.StmtContext(ctx, s.stmts.m[q]) }
+
+	// Parents before children (foreign keys), each in key order: b-tree
+	// inserts in order touch each page once.
+	if len(m.workspaces) > 0 {
+		st := stmt(qUpsertWorkspace)
+		for _, id := range sortedMapKeys(m.workspaces) {
+			a := m.workspaces[id]
+			w := a.Workspace
+			if _, err := st.ExecContext(ctx, w.ID, w.Name, w.Plan, nullString(w.PendingPlan), micros(w.CycleAnchor), micros(w.CreatedAt), a.Cycle.N, micros(a.NextExpiry)); err != nil {
+				return fmt.Errorf("workspace %s: %w", id, err)
+			}
+		}
+	}
+	if len(m.cycles) > 0 {
+		keys := make([]ledger.CycleKey, 0, len(m.cycles))
+		for k := range m.cycles {
+			keys = append(keys, k)
+		}
+		sort.Slice(keys, func(i, j int) bool {
+			if keys[i].WorkspaceID != keys[j].WorkspaceID {
+				return keys[i].WorkspaceID < keys[j].WorkspaceID
+			}
+			return keys[i].N < keys[j].N
+		})
+		st := stmt(qUpsertCycle)
+		for _, k := range keys {
+			cy := m.cycles[k]
+			if _, err := st.ExecContext(ctx, k.WorkspaceID, cy.N, micros(cy.Start), micros(cy.End), cy.Granted, cy.Available, cy.Held, cy.Used, cy.Expired); err != nil {
+				return fmt.Errorf("cycle %s/%d: %w", k.WorkspaceID, k.N, err)
+			}
+		}
+	}
+	if len(m.charges) > 0 {
+		st := stmt(qUpsertCharge)
+		for _, id := range sortedMapKeys(m.charges) {
+			ch := m.charges[id]
+			var md any
+			if len(ch.Metadata) > 0 {
+				b, err := json.Marshal(ch.Metadata)
+				if err != nil {
+					return err
+				}
+				md = string(b)
+			}
+			if _, err := st.ExecContext(ctx, ch.ID, ch.WorkspaceID, ch.Cycle, ch.Operation, ch.Quantity, ch.Cost, ch.Status, nullString(ch.MemberID), md,
+				micros(ch.CreatedAt), micros(ch.ExpiresAt), micros(ch.FinalizedAt)); err != nil {
+				return fmt.Errorf("charge %s: %w", id, err)
+			}
+		}
+	}
+	if len(m.entries) > 0 {
+		st := stmt(qInsertEntry)
+		for _, e := range m.entries {
+			if _, err := st.ExecContext(ctx, e.Seq, e.WorkspaceID, e.Cycle, micros(e.At), e.Type, e.Amount, e.AvailableAfter,
+				emptyNull(e.ChargeID), emptyNull(e.Operation), emptyNull(e.MemberID), emptyNull(e.Reason)); err != nil {
+				return fmt.Errorf("entry %d: %w", e.Seq, err)
+			}
+		}
+	}
+	if len(m.idem) > 0 {
+		st := stmt(qUpsertIdem)
+		for _, r := range m.idem {
+			if _, err := st.ExecContext(ctx, r.rec.WorkspaceID, r.rec.Key, r.rec.Fingerprint, micros(r.rec.CreatedAt), string(r.result)); err != nil {
+				return fmt.Errorf("idempotency key %q: %w", r.rec.Key, err)
+			}
+		}
+	}
+	if _, err := stmt(qSetMaterialized).ExecContext(ctx, window[len(window)-1].Batch); err != nil {
+		return err
+	}
+	return tx.Commit()
+}
+
+func sortedMapKeys[V any](m map[string]V) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// replay materializes the journal's batches that the tables do not hold
+// yet. It runs in Open, before anything else writes.
+func (s *Store) replay(ctx context.Context, materialized uint64) (last uint64, err error) {
+	last = materialized
+	var window []*record
+	items := 0
+	flush := func() error {
+		if len(window) == 0 {
+			return nil
+		}
+		if err := s.materialize(ctx, window); err != nil {
+			return err
+		}
+		window, items = nil, 0
+		return nil
+	}
+	err = readJournal(journalDir(s.path), func(payload []byte) error {
+		r, err := decodeRecord(payload)
+		if err != nil {
+			return err
+		}
+		if r.Batch <= last {
+			return nil // already in the tables
+		}
+		if r.Batch != last+1 {
+			return fmt.Errorf("batch %d follows batch %d: the journal has a gap", r.Batch, last)
+		}
+		last = r.Batch
+		window = append(window, r)
+		if items += recordItems(r); items >= maxWindowItems {
+			return flush()
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, err
+	}
+	return last, flush()
+}

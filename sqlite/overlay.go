@@ -1,0 +1,319 @@
+package sqlite
+
+import (
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/credits-dev/credits"
+	"github.com/credits-dev/credits/ledger"
+)
+
+// The overlay is what the journal holds and the tables do not yet: every
+// row a committed batch wrote, newest version only, until the materializer
+// has copied it into the tables. Every read looks here first and at the
+// tables second. That order is what makes it safe: a row leaves the overlay
+// only after the transaction that put it in the tables has committed, so a
+// row missing from the overlay at the first look is in the tables at the
+// second.
+
+type ver[T any] struct {
+	v     T
+	batch uint64 // the batch that wrote this version
+}
+
+// wsRow is a workspaces table row.
+type wsRow struct {
+	ws         credits.Workspace
+	cycle      int
+	nextExpiry time.Time
+}
+
+// pendingWS is one workspace's rows in the overlay.
+type pendingWS struct {
+	row     *ver[wsRow]
+	cycles  map[int]ver[credits.Cycle]
+	charges map[string]ver[credits.Charge]
+	idem    map[string]ver[ledger.IdemRecord]
+	entries []credits.Entry // ascending seq
+}
+
+func (p *pendingWS) empty() bool {
+	return p.row == nil && len(p.cycles) == 0 && len(p.charges) == 0 && len(p.idem) == 0 && len(p.entries) == 0
+}
+
+type overlay struct {
+	mu       sync.RWMutex
+	ws       map[string]*pendingWS
+	chargeWS map[string]string // charge id -> its workspace, for charges in the overlay
+}
+
+func newOverlay() *overlay {
+	return &overlay{ws: map[string]*pendingWS{}, chargeWS: map[string]string{}}
+}
+
+func (o *overlay) pending(id string) *pendingWS {
+	p := o.ws[id]
+	if p == nil {
+		p = &pendingWS{}
+		o.ws[id] = p
+	}
+	return p
+}
+
+// add records a committed batch.
+func (o *overlay) add(batch uint64, c *ledger.Changes) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	addAccount := func(a *ledger.Account) {
+		p := o.pending(a.Workspace.ID)
+		p.row = &ver[wsRow]{wsRow{a.Workspace, a.Cycle.N, a.NextExpiry}, batch}
+	}
+	for i := range c.NewWorkspaces {
+		addAccount(&c.NewWorkspaces[i])
+	}
+	for i := range c.Accounts {
+		addAccount(&c.Accounts[i])
+	}
+	for _, r := range c.Cycles {
+		p := o.pending(r.WorkspaceID)
+		if p.cycles == nil {
+			p.cycles = map[int]ver[credits.Cycle]{}
+		}
+		p.cycles[r.Cycle.N] = ver[credits.Cycle]{r.Cycle, batch}
+	}
+	addCharge := func(ch *credits.Charge) {
+		p := o.pending(ch.WorkspaceID)
+		if p.charges == nil {
+			p.charges = map[string]ver[credits.Charge]{}
+		}
+		p.charges[ch.ID] = ver[credits.Charge]{*ch, batch}
+		o.chargeWS[ch.ID] = ch.WorkspaceID
+	}
+	for i := range c.NewCharges {
+		addCharge(&c.NewCharges[i])
+	}
+	for i := range c.Charges {
+		addCharge(&c.Charges[i])
+	}
+	for _, e := range c.Entries {
+		p := o.pending(e.WorkspaceID)
+		p.entries = append(p.entries, e)
+	}
+	for _, r := range c.Idempotency {
+		p := o.pending(r.WorkspaceID)
+		if p.idem == nil {
+			p.idem = map[string]ver[ledger.IdemRecord]{}
+		}
+		p.idem[r.Key] = ver[ledger.IdemRecord]{r, batch}
+	}
+}
+
+// drop removes what the tables now hold: the rows the window's batches
+// wrote, unless a later batch wrote them again.
+func (o *overlay) drop(window []*record) {
+	if len(window) == 0 {
+		return
+	}
+	last := window[len(window)-1].Batch
+	maxSeq := map[string]int64{}
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	for _, r := range window {
+		c := r.Changes
+		dropAccount := func(id string) {
+			if p := o.ws[id]; p != nil && p.row != nil && p.row.batch <= last {
+				p.row = nil
+			}
+		}
+		for i := range c.NewWorkspaces {
+			dropAccount(c.NewWorkspaces[i].Workspace.ID)
+		}
+		for i := range c.Accounts {
+			dropAccount(c.Accounts[i].Workspace.ID)
+		}
+		for _, cr := range c.Cycles {
+			if p := o.ws[cr.WorkspaceID]; p != nil {
+				if v, ok := p.cycles[cr.Cycle.N]; ok && v.batch <= last {
+					delete(p.cycles, cr.Cycle.N)
+				}
+			}
+		}
+		dropCharge := func(ch *credits.Charge) {
+			if p := o.ws[ch.WorkspaceID]; p != nil {
+				if v, ok := p.charges[ch.ID]; ok && v.batch <= last {
+					delete(p.charges, ch.ID)
+					delete(o.chargeWS, ch.ID)
+				}
+			}
+		}
+		for i := range c.NewCharges {
+			dropCharge(&c.NewCharges[i])
+		}
+		for i := range c.Charges {
+			dropCharge(&c.Charges[i])
+		}
+		for _, e := range c.Entries {
+			if e.Seq > maxSeq[e.WorkspaceID] {
+				maxSeq[e.WorkspaceID] = e.Seq
+			}
+		}
+		for _, k := range c.Idempotency {
+			if p := o.ws[k.WorkspaceID]; p != nil {
+				if v, ok := p.idem[k.Key]; ok && v.batch <= last {
+					delete(p.idem, k.Key)
+				}
+			}
+		}
+	}
+	// Entries are only appended, in seq order: the materialized ones are a
+	// prefix.
+	for id, seq := range maxSeq {
+		if p := o.ws[id]; p != nil {
+			n := sort.Search(len(p.entries), func(i int) bool { return p.entries[i].Seq > seq })
+			p.entries = append(p.entries[:0:0], p.entries[n:]...)
+		}
+	}
+	for _, r := range window {
+		for _, id := range touchedWorkspaces(r.Changes) {
+			if p := o.ws[id]; p != nil && p.empty() {
+				delete(o.ws, id)
+			}
+		}
+	}
+}
+
+func touchedWorkspaces(c *ledger.Changes) []string {
+	var ids []string
+	for i := range c.NewWorkspaces {
+		ids = append(ids, c.NewWorkspaces[i].Workspace.ID)
+	}
+	for i := range c.Accounts {
+		ids = append(ids, c.Accounts[i].Workspace.ID)
+	}
+	for _, r := range c.Cycles {
+		ids = append(ids, r.WorkspaceID)
+	}
+	for i := range c.NewCharges {
+		ids = append(ids, c.NewCharges[i].WorkspaceID)
+	}
+	for i := range c.Charges {
+		ids = append(ids, c.Charges[i].WorkspaceID)
+	}
+	for _, e := range c.Entries {
+		ids = append(ids, e.WorkspaceID)
+	}
+	for _, k := range c.Idempotency {
+		ids = append(ids, k.WorkspaceID)
+	}
+	return ids
+}
+
+// wsView is what the overlay knows of one workspace's row and cycles.
+type wsView struct {
+	row    *wsRow
+	cycles map[int]credits.Cycle
+}
+
+func (o *overlay) workspace(id string) wsView {
+	o.mu.RLock()
+	defer o.mu.RUnlock()
+	p := o.ws[id]
+	if p == nil {
+		return wsView{}
+	}
+	var v wsView
+	if p.row != nil {
+		r := p.row.v
+		v.row = &r
+	}
+	if len(p.cycles) > 0 {
+		v.cycles = make(map[int]credits.Cycle, len(p.cycles))
+		for n, c := range p.cycles {
+			v.cycles[n] = c.v
+		}
+	}
+	return v
+}
+
+func (o *overlay) charge(id string) (credits.Charge, bool) {
+	o.mu.RLock()
+	defer o.mu.RUnlock()
+	ws, ok := o.chargeWS[id]
+	if !ok {
+		return credits.Charge{}, false
+	}
+	v, ok := o.ws[ws].charges[id]
+	return v.v, ok
+}
+
+func (o *overlay) cycle(k ledger.CycleKey) (credits.Cycle, bool) {
+	o.mu.RLock()
+	defer o.mu.RUnlock()
+	p := o.ws[k.WorkspaceID]
+	if p == nil {
+		return credits.Cycle{}, false
+	}
+	v, ok := p.cycles[k.N]
+	return v.v, ok
+}
+
+func (o *overlay) idem(k ledger.IdemKey) (ledger.IdemRecord, bool) {
+	o.mu.RLock()
+	defer o.mu.RUnlock()
+	p := o.ws[k.WorkspaceID]
+	if p == nil {
+		return ledger.IdemRecord{}, false
+	}
+	v, ok := p.idem[k.Key]
+	return v.v, ok
+}
+
+// charges returns a copy of a workspace's charges in the overlay.
+func (o *overlay) charges(ws string) map[string]credits.Charge {
+	o.mu.RLock()
+	defer o.mu.RUnlock()
+	p := o.ws[ws]
+	if p == nil || len(p.charges) == 0 {
+		return nil
+	}
+	out := make(map[string]credits.Charge, len(p.charges))
+	for id, v := range p.charges {
+		out[id] = v.v
+	}
+	return out
+}
+
+// entries returns up to limit of a workspace's overlay entries with
+// Seq < before, newest first.
+func (o *overlay) entries(ws string, before int64, limit int) []credits.Entry {
+	o.mu.RLock()
+	defer o.mu.RUnlock()
+	p := o.ws[ws]
+	if p == nil {
+		return nil
+	}
+	var out []credits.Entry
+	for i := len(p.entries) - 1; i >= 0 && len(out) < limit; i-- {
+		if p.entries[i].Seq < before {
+			out = append(out, p.entries[i])
+		}
+	}
+	return out
+}
+
+// dueWorkspaces lists workspaces with a held overlay charge expiring by now.
+func (o *overlay) dueWorkspaces(now time.Time) []string {
+	o.mu.RLock()
+	defer o.mu.RUnlock()
+	var out []string
+	for id, p := range o.ws {
+		for _, c := range p.charges {
+			if c.v.Status == credits.StatusHeld && !c.v.ExpiresAt.After(now) {
+				out = append(out, id)
+				break
+			}
+		}
+	}
+	return out
+}
