@@ -17,6 +17,7 @@ import (
 	"io/fs"
 	"sort"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -40,6 +41,14 @@ const migrationLock = 0x6372656469747301 // "credits\x01"
 // Store is the PostgreSQL store. It implements ledger.Store and auth.Store.
 type Store struct {
 	pool *pgxpool.Pool
+
+	// Balance changes waiting to be announced (see announceLoop).
+	notifyMu   sync.Mutex
+	notifyIDs  []string
+	notifyWake chan struct{}
+	quit       chan struct{}
+	announced  chan struct{}
+	closeOnce  sync.Once
 }
 
 var (
@@ -65,11 +74,12 @@ func Open(ctx context.Context, url string) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("postgres: %w", err)
 	}
-	s := &Store{pool: pool}
+	s := &Store{pool: pool, notifyWake: make(chan struct{}, 1), quit: make(chan struct{}), announced: make(chan struct{})}
 	if err := s.Migrate(ctx); err != nil {
 		pool.Close()
 		return nil, err
 	}
+	go s.announceLoop()
 	return s, nil
 }
 
@@ -120,9 +130,13 @@ func (s *Store) Migrate(ctx context.Context) error {
 	return nil
 }
 
-// Close closes the pool.
+// Close announces the changes not yet announced and closes the pool.
 func (s *Store) Close() error {
-	s.pool.Close()
+	s.closeOnce.Do(func() {
+		close(s.quit)
+		<-s.announced
+		s.pool.Close()
+	})
 	return nil
 }
 
