@@ -285,6 +285,9 @@ type Result struct {
 	P999us         float64 `json:"p999_us"`
 	MaxUs          float64 `json:"max_us"`
 	MeanUs         float64 `json:"mean_us"`
+	// CPUusPerPair is the CPU this process used during the row (clients,
+	// server and engine alike: they share it) per pair; see processCPU.
+	CPUusPerPair float64 `json:"cpu_us_per_pair,omitempty"`
 	// Reference is the row this one is compared with ("" for a
 	// reference); Ratio is PairsPerSec over the reference's (0: it did not
 	// run).
@@ -489,6 +492,7 @@ func drive(ctx context.Context, cfg *Config, s scenario, t target, ids []string,
 	var pairs, errs atomic.Int64
 	var firstErr atomic.Pointer[string]
 	start := time.Now()
+	cpu0 := processCPU()
 	end := start.Add(cfg.Duration)
 	stopProgress := p.run(start, &pairs)
 	var wg sync.WaitGroup
@@ -522,6 +526,7 @@ func drive(ctx context.Context, cfg *Config, s scenario, t target, ids []string,
 	}
 	wg.Wait()
 	elapsed := time.Since(start)
+	cpu := processCPU() - cpu0
 	stopProgress()
 	if err := ctx.Err(); err != nil {
 		return res, err
@@ -538,6 +543,9 @@ func drive(ctx context.Context, cfg *Config, s scenario, t target, ids []string,
 	}
 	res.Seconds = elapsed.Seconds()
 	res.PairsPerSec = float64(res.Pairs) / elapsed.Seconds()
+	if res.Pairs > 0 && cpu > 0 {
+		res.CPUusPerPair = float64(cpu) / float64(time.Microsecond) / float64(res.Pairs)
+	}
 	if s.requests > 0 {
 		res.RequestsPerSec = res.PairsPerSec * float64(s.requests)
 	}

@@ -120,6 +120,9 @@ func (r *Report) WriteTable(w io.Writer) error {
 		if res.Errors > 0 {
 			fmt.Fprintf(w, "%s: %d pairs failed; first: %s\n", res.Scenario, res.Errors, res.FirstError)
 		}
+		if res.CPUusPerPair > 0 {
+			fmt.Fprintf(w, "%s: %s of CPU per pair (this process: callers, server and engine)\n", res.Scenario, fmtMicros(res.CPUusPerPair))
+		}
 		if res.Streams > 0 {
 			fmt.Fprintf(w, "%s: %d balance streams open on the workspace; %d received the final balance\n", res.Scenario, res.Streams, res.StreamsFinal)
 		}
