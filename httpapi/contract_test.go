@@ -863,6 +863,7 @@ func TestContractRouting(t *testing.T) {
 		{"GET", "/nope", 404, "not_found", nil},
 		{"GET", "/v1/workspaces/w/nope", 404, "not_found", nil},
 		{"POST", "/v1/charges", 404, "not_found", nil},
+		{"GET", "/v1//nope", 404, "not_found", nil}, // an unclean path that matches nothing once cleaned
 		{"DELETE", "/v1/workspaces/w", 405, "method_not_allowed", []string{"GET"}},
 		{"PUT", "/v1/workspaces/w/charges", 405, "method_not_allowed", []string{"POST"}},
 		{"GET", "/v1/workspaces/w/charges", 405, "method_not_allowed", []string{"POST"}},

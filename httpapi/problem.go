@@ -91,18 +91,20 @@ func writeProblem(w http.ResponseWriter, r *http.Request, log *slog.Logger, err 
 	if credits.AsError(err) == nil {
 		log.Error("request failed", "method", r.Method, "path", r.URL.Path, "err", err)
 	}
+	h := w.Header()
 	if p.Code == credits.CodeUnavailable {
-		w.Header().Set("Retry-After", "1")
+		h["Retry-After"] = retryAfter1
 	}
-	w.Header().Set("Content-Type", "application/problem+json")
-	w.Header().Set("Cache-Control", "no-store")
+	h["Content-Type"] = contentTypeProb
+	h["Cache-Control"] = noStore
 	w.WriteHeader(p.Status)
 	_ = json.NewEncoder(w).Encode(p)
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Cache-Control", "no-store")
+	h := w.Header()
+	h["Content-Type"] = contentTypeJSON
+	h["Cache-Control"] = noStore
 	w.WriteHeader(status)
 	_ = json.NewEncoder(w).Encode(v)
 }

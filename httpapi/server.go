@@ -5,11 +5,10 @@ package httpapi
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"log/slog"
+	mathrand "math/rand/v2"
 	"net/http"
-	"runtime/debug"
+	runtimedebug "runtime/debug"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -160,6 +159,7 @@ func (s *Server) route(pattern string, a Access, h any) {
 	default:
 		panic("httpapi: bad handler for " + pattern)
 	}
+	byCharge := strings.HasPrefix(pattern, "GET /v1/charges") || strings.HasPrefix(pattern, "POST /v1/charges")
 	s.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
 		var p auth.Principal
 		var authErr error
@@ -171,11 +171,11 @@ func (s *Server) route(pattern string, a Access, h any) {
 		}
 		if a != public {
 			if err := authErr; err != nil {
-				w.Header().Set("WWW-Authenticate", `Bearer realm="credits"`)
+				w.Header()["Www-Authenticate"] = wwwAuthenticate
 				writeProblem(w, r, s.log, err)
 				return
 			}
-			if err := allowed(p, a, r.PathValue("id"), strings.HasPrefix(pattern, "GET /v1/charges") || strings.HasPrefix(pattern, "POST /v1/charges")); err != nil {
+			if err := allowed(p, a, r.PathValue("id"), byCharge); err != nil {
 				writeProblem(w, r, s.log, err)
 				return
 			}
@@ -186,6 +186,16 @@ func (s *Server) route(pattern string, a Access, h any) {
 		}
 	})
 }
+
+// Header values set on every answer of their kind, shared: net/http only
+// reads them (and copies the header when the answer is written).
+var (
+	wwwAuthenticate = []string{`Bearer realm="credits"`}
+	contentTypeJSON = []string{"application/json"}
+	contentTypeProb = []string{"application/problem+json"}
+	noStore         = []string{"no-store"}
+	retryAfter1     = []string{"1"}
+)
 
 func (s *Server) authenticate(r *http.Request) (auth.Principal, error) {
 	h := r.Header.Get("Authorization")
@@ -249,29 +259,47 @@ func checkWorkspace(r *http.Request, workspaceID string) error {
 // ServeHTTP adds the request id, recovery, draining and the problem+json
 // 404 and 405 around the routes.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	id := requestID()
-	w.Header().Set("Request-Id", id)
-	start := time.Now()
-	rec := &statusRecorder{ResponseWriter: s.withWriteDeadline(w)}
+	rec := &responseWriter{ResponseWriter: w}
+	rec.id[0] = requestID()
+	w.Header()["Request-Id"] = rec.id[:]
+	if s.writeTimeout > 0 {
+		var ok bool
+		if rec.deadlines, ok = w.(writeDeadliner); !ok {
+			rec.deadlines = http.NewResponseController(w) // w wraps the connection's writer
+		}
+		rec.timeout = s.writeTimeout
+		rec.extend(time.Now())
+	}
+	var start time.Time
+	debug := s.log.Enabled(r.Context(), slog.LevelDebug)
+	if debug {
+		start = time.Now()
+	}
 	defer func() {
 		if v := recover(); v != nil {
-			s.log.Error("panic", "request_id", id, "panic", v, "stack", string(debug.Stack()))
+			s.log.Error("panic", "request_id", rec.id[0], "panic", v, "stack", string(runtimedebug.Stack()))
 			if rec.status == 0 {
-				writeProblem(rec, r, s.log, credits.Errorf(credits.CodeInternal, "internal error (request %s)", id))
+				writeProblem(rec, r, s.log, credits.Errorf(credits.CodeInternal, "internal error (request %s)", rec.id[0]))
 			}
 		}
-		s.log.Debug("request", "id", id, "method", r.Method, "path", r.URL.Path, "status", rec.status, "duration", time.Since(start))
+		if debug {
+			s.log.Debug("request", "id", rec.id[0], "method", r.Method, "path", r.URL.Path, "status", rec.status, "duration", time.Since(start))
+		}
 	}()
 	if s.draining.Load() && r.URL.Path != "/healthz" {
 		rec.Header().Set("Connection", "close")
 		writeProblem(rec, r, s.log, credits.Errorf(credits.CodeUnavailable, "the server is shutting down; retry on another instance"))
 		return
 	}
-	if _, pattern := s.mux.Handler(r); pattern == "" {
-		s.notRouted(rec, r)
-		return
-	}
+	// One match: the mux sets r.Pattern before it calls the handler, and
+	// an empty one means its own 404, 405 or redirect: those answers are
+	// dropped (see responseWriter.mux) and the problem+json one written.
+	rec.routing = r
 	s.mux.ServeHTTP(rec, r)
+	rec.routing = nil
+	if rec.unrouted {
+		s.notRouted(rec, r)
+	}
 }
 
 // notRouted answers 405 (with Allow) when the path exists for another
@@ -293,30 +321,85 @@ func (s *Server) notRouted(w http.ResponseWriter, r *http.Request) {
 	writeProblem(w, r, s.log, credits.Errorf(credits.CodeNotFound, "no route %s %s", r.Method, r.URL.Path))
 }
 
-type statusRecorder struct {
+// responseWriter records the status an answer was given and, with a write
+// timeout, keeps the connection's write deadline ahead of the writes (see
+// ratelimit_deadline.go). One value per request holds both, and the request
+// id's header value.
+type responseWriter struct {
 	http.ResponseWriter
 	status int
+	id     [1]string
+	// deadlines is the connection's (nil: no write timeout); the deadline
+	// was last set to extended + timeout.
+	deadlines writeDeadliner
+	timeout   time.Duration
+	extended  time.Time
+	// routing is the request while the mux serves it. When the mux found no
+	// route (its Pattern is empty), what it writes is dropped: unrouted is
+	// set, and ServeHTTP writes the problem.
+	routing  *http.Request
+	unrouted bool
+	dropped  http.Header
 }
 
-func (r *statusRecorder) WriteHeader(code int) {
+// mux reports whether the mux itself is answering (no route matched): what
+// it writes must be dropped.
+func (r *responseWriter) mux() bool {
+	if r.routing == nil || r.routing.Pattern != "" {
+		return false
+	}
+	r.unrouted = true
+	return true
+}
+
+func (r *responseWriter) Header() http.Header {
+	if r.mux() {
+		if r.dropped == nil {
+			r.dropped = http.Header{}
+		}
+		return r.dropped
+	}
+	return r.ResponseWriter.Header()
+}
+
+func (r *responseWriter) WriteHeader(code int) {
+	if r.mux() {
+		return
+	}
+	if r.deadlines != nil {
+		r.extend(time.Now())
+	}
 	if r.status == 0 {
 		r.status = code
 	}
 	r.ResponseWriter.WriteHeader(code)
 }
 
-func (r *statusRecorder) Write(b []byte) (int, error) {
+func (r *responseWriter) Write(b []byte) (int, error) {
+	if r.mux() {
+		return len(b), nil
+	}
+	if r.deadlines != nil {
+		r.extend(time.Now())
+	}
 	if r.status == 0 {
 		r.status = http.StatusOK
 	}
 	return r.ResponseWriter.Write(b)
 }
 
-// Unwrap lets http.ResponseController reach Flush.
-func (r *statusRecorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
+// Unwrap lets http.ResponseController reach Flush and the deadlines.
+func (r *responseWriter) Unwrap() http.ResponseWriter { return r.ResponseWriter }
 
+// requestID is "req_" and 16 hex digits: unique, not secret.
 func requestID() string {
-	var b [8]byte
-	_, _ = rand.Read(b[:])
-	return "req_" + hex.EncodeToString(b[:])
+	const digits = "0123456789abcdef"
+	var b [20]byte
+	copy(b[:], "req_")
+	v := mathrand.Uint64()
+	for i := 19; i >= 4; i-- {
+		b[i] = digits[v&0xf]
+		v >>= 4
+	}
+	return string(b[:])
 }
