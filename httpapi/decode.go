@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/credits-dev/credits"
@@ -21,14 +22,57 @@ const MaxBodyBytes = 1 << 20
 // unknown fields, trailing data and bodies over MaxBodyBytes. Errors name the
 // field at fault.
 func decodeBody(r *http.Request, v any) error {
-	body, err := io.ReadAll(io.LimitReader(r.Body, MaxBodyBytes+1))
+	buf := bodyBuffers.Get().(*[]byte)
+	defer putBodyBuffer(buf)
+	body, err := readBody(r.Body, (*buf)[:0], r.ContentLength)
+	*buf = body
 	if err != nil {
 		return credits.Invalid("body", "the body could not be read")
 	}
 	if len(body) > MaxBodyBytes {
 		return credits.Errorf(credits.CodePayloadTooLarge, "the body is larger than %d bytes", MaxBodyBytes)
 	}
+	// The decoder copies what it keeps (strings, raw messages): the
+	// buffer goes back to the pool afterwards.
 	return decodeJSON(body, v)
+}
+
+// bodyBuffers holds request bodies while they are decoded, so that reading
+// one allocates nothing once the pool is warm.
+var bodyBuffers = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}
+
+// putBodyBuffer returns a buffer to the pool, unless a large body made it
+// large: the pool keeps only small ones.
+func putBodyBuffer(b *[]byte) {
+	if cap(*b) > 64<<10 {
+		return
+	}
+	*b = (*b)[:0]
+	bodyBuffers.Put(b)
+}
+
+// readBody appends the body to buf, reading at most MaxBodyBytes+1 bytes
+// (so that a larger body is seen to be larger). A known length sizes the
+// buffer at once.
+func readBody(rd io.Reader, buf []byte, length int64) ([]byte, error) {
+	const limit = MaxBodyBytes + 1
+	if length > 0 && int64(cap(buf)) < min(length+1, limit) {
+		buf = make([]byte, 0, min(length+1, limit))
+	}
+	for len(buf) < limit {
+		if len(buf) == cap(buf) {
+			buf = append(buf, 0)[:len(buf)]
+		}
+		n, err := rd.Read(buf[len(buf):min(cap(buf), limit)])
+		buf = buf[:len(buf)+n]
+		if err == io.EOF {
+			return buf, nil
+		}
+		if err != nil {
+			return buf, err
+		}
+	}
+	return buf, nil
 }
 
 // decodeJSON is the decoder every request body goes through; it is fuzzed.
@@ -41,11 +85,11 @@ func decodeJSON(body []byte, v any) error {
 	if err := dec.Decode(v); err != nil {
 		return jsonError(err)
 	}
-	if dec.More() {
-		return credits.Invalid("body", "the body has data after the JSON object")
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return credits.Invalid("body", "the body has data after the JSON object")
+	// Only JSON whitespace may follow the object.
+	for _, c := range body[dec.InputOffset():] {
+		if c != ' ' && c != '\t' && c != '\n' && c != '\r' {
+			return credits.Invalid("body", "the body has data after the JSON object")
+		}
 	}
 	return nil
 }
