@@ -216,7 +216,8 @@ func (s *Server) createCharge(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusCreated, chargeView(res))
+	v := chargeView(res)
+	writeCharge(w, http.StatusCreated, &v)
 	return nil
 }
 
@@ -252,7 +253,8 @@ func (s *Server) getCharge(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, chargeView(ledger.ChargeResult{Charge: &c, Balance: &b}))
+	v := chargeView(ledger.ChargeResult{Charge: &c, Balance: &b})
+	writeCharge(w, http.StatusOK, &v)
 	return nil
 }
 
@@ -282,7 +284,8 @@ func (s *Server) finish(w http.ResponseWriter, r *http.Request, fn func(context.
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, chargeView(res))
+	v := chargeView(res)
+	writeCharge(w, http.StatusOK, &v)
 	return nil
 }
 
