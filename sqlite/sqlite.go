@@ -33,10 +33,12 @@ var (
 	schemaV2 string
 	//go:embed schema_4_journal.sql
 	schemaV4 string
+	//go:embed schema_5_idempotency_append.sql
+	schemaV5 string
 )
 
 // migrations are applied in order; each runs once, in its own transaction.
-var migrations = []string{schemaV1, schemaV2, schemaV3, schemaV4}
+var migrations = []string{schemaV1, schemaV2, schemaV3, schemaV4, schemaV5}
 
 // Store is the SQLite store. It implements ledger.Store and auth.Store.
 type Store struct {
@@ -55,6 +57,7 @@ type Store struct {
 	batch   uint64 // the last batch journaled
 	nextSeq int64  // the next ledger entry's seq
 	encBuf  []byte
+	idem    *idemFilter
 
 	closeOnce sync.Once
 	closeErr  error
@@ -82,6 +85,10 @@ func dsn(path string, readOnly bool) string {
 		q.Add("_pragma", "query_only(1)")
 	} else {
 		q.Set("_txlock", "immediate")
+		// 32 MiB of page cache for the materializer: it writes all over
+		// the tables, and a page it must read back from the file costs a
+		// system call.
+		q.Add("_pragma", "cache_size(-32768)")
 		// The writer never checkpoints: the checkpointer does, on its own
 		// connection, so commits never wait for it.
 		q.Add("_pragma", "wal_autocheckpoint(0)")
@@ -158,6 +165,9 @@ func (s *Store) openWriter(ctx context.Context) error {
 		return fmt.Errorf("replaying the journal: %w", err)
 	}
 	if err := s.w.QueryRowContext(ctx, `SELECT COALESCE(MAX(seq), 0) + 1 FROM entries`).Scan(&s.nextSeq); err != nil {
+		return err
+	}
+	if s.idem, err = s.loadIdemFilter(ctx); err != nil {
 		return err
 	}
 	s.batch = last

@@ -50,6 +50,9 @@ func (t *tx) Commit() error {
 		return err
 	}
 	s.batch, s.nextSeq = t.rec.Batch, t.nextSeq
+	for _, r := range t.rec.Changes.Idempotency {
+		s.idem.add(r.WorkspaceID, r.Key)
+	}
 	s.ov.add(t.rec.Batch, t.rec.Changes)
 	s.mat.push(t.rec)
 	t.rec = nil
@@ -224,6 +227,9 @@ func (t *tx) Idempotency(ctx context.Context, keys []ledger.IdemKey) (map[ledger
 	out := make(map[ledger.IdemKey]ledger.IdemRecord, len(keys))
 	st := t.s.reads.m[qIdem]
 	for _, k := range keys {
+		if !t.s.idem.mayContain(k.WorkspaceID, k.Key) {
+			continue // never stored (the overlay's keys are in the filter too)
+		}
 		if r, ok := t.s.ov.idem(k); ok {
 			out[k] = r
 			continue

@@ -1,0 +1,98 @@
+package sqlite
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/credits-dev/credits"
+	"github.com/credits-dev/credits/ledger"
+)
+
+// BenchmarkMaterialize measures the materializer alone: windows of 5,000
+// hold+capture pairs (each pair two batches, as the engine writes them) on
+// 10,000 workspaces, copied into the tables. It reports CPU per pair, the
+// figure that bounds how many pairs a second the tables can keep up with.
+func BenchmarkMaterialize(b *testing.B) {
+	ctx := context.Background()
+	s, err := Open(ctx, filepath.Join(b.TempDir(), "credits.db"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	const workspaces, window = 10_000, 5_000
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	cycles := map[string]credits.Cycle{}
+	var setup []*record
+	var batch uint64
+	for i := range workspaces {
+		id := fmt.Sprint("w", i)
+		a := ledger.Account{Workspace: credits.Workspace{ID: id, Name: id, Plan: "pro", CycleAnchor: now, CreatedAt: now},
+			Cycle: credits.Cycle{N: 0, Start: now, End: now.AddDate(0, 1, 0), Granted: 1 << 40, Available: 1 << 40}}
+		cycles[id] = a.Cycle
+		batch++
+		setup = append(setup, &record{Batch: batch, Changes: &ledger.Changes{NewWorkspaces: []ledger.Account{a}, Cycles: []ledger.CycleRow{{WorkspaceID: id, Cycle: a.Cycle}}}})
+	}
+	if err := s.materialize(ctx, setup); err != nil {
+		b.Fatal(err)
+	}
+	seq := int64(1)
+	pair := 0
+	makeWindow := func() []*record {
+		var out []*record
+		for range window {
+			id := fmt.Sprint("w", pair%workspaces)
+			cy := cycles[id]
+			cy.Available--
+			cy.Held++
+			ch := credits.Charge{ID: fmt.Sprintf("ch_%012d", pair), WorkspaceID: id, Operation: "content_rewrite", Quantity: 1, Cost: 1,
+				Status: credits.StatusHeld, CreatedAt: now, ExpiresAt: now.Add(time.Hour)}
+			hold := credits.Entry{Seq: seq, WorkspaceID: id, At: now, Type: "hold", Amount: -1, AvailableAfter: cy.Available, ChargeID: ch.ID, Operation: ch.Operation}
+			seq++
+			res := []byte(fmt.Sprintf(`{"charge":{"id":%q,"workspace_id":%q,"operation":"content_rewrite","quantity":1,"cost":1,"status":"held","member_id":null,"metadata":null,"created_at":"2026-01-01T00:00:00Z","expires_at":"2026-01-01T01:00:00Z"},"balance":{"workspace_id":%q,"plan":"pro","monthly_credits":5000,"granted":1099511627776,"available":%d,"held":%d,"used":0,"cycle_start":"2026-01-01T00:00:00Z","cycle_end":"2026-02-01T00:00:00Z"}}`, ch.ID, id, id, cy.Available, cy.Held))
+			batch++
+			out = append(out, &record{Batch: batch, Changes: &ledger.Changes{
+				Cycles: []ledger.CycleRow{{WorkspaceID: id, Cycle: cy}}, NewCharges: []credits.Charge{ch}, Entries: []credits.Entry{hold},
+				//Idempotency: []ledger.IdemRecord{{WorkspaceID: id, Key: fmt.Sprint("k", pair), Fingerprint: "f", CreatedAt: now}},
+			}, Results: [][]byte{res}[:0]})
+			cy.Held--
+			cy.Used++
+			ch.Status, ch.FinalizedAt = credits.StatusCaptured, now
+			capture := credits.Entry{Seq: seq, WorkspaceID: id, At: now, Type: "capture", Amount: 0, AvailableAfter: cy.Available, ChargeID: ch.ID, Operation: ch.Operation}
+			seq++
+			batch++
+			out = append(out, &record{Batch: batch, Changes: &ledger.Changes{
+				Cycles: []ledger.CycleRow{{WorkspaceID: id, Cycle: cy}}, Charges: []credits.Charge{ch}, Entries: []credits.Entry{capture},
+			}})
+			cycles[id] = cy
+			pair++
+		}
+		return out
+	}
+	b.ResetTimer()
+	var spent time.Duration
+	pairs := 0
+	for pairs < b.N {
+		b.StopTimer()
+		w := makeWindow()
+		b.StartTimer()
+		c0 := processCPU()
+		if err := s.materialize(ctx, w); err != nil {
+			b.Fatal(err)
+		}
+		spent += processCPU() - c0
+		pairs += window
+	}
+	b.ReportMetric(float64(pairs)/b.Elapsed().Seconds(), "pairs/s")
+	b.ReportMetric(float64(spent.Microseconds())/float64(pairs), "cpu-µs/pair")
+}
+
+// processCPU is the process's user and system CPU time.
+func processCPU() time.Duration {
+	var ru syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
