@@ -36,6 +36,10 @@ type tx struct {
 	// second Charges call.
 	recheck   []string
 	rechecked map[string]credits.Charge
+	// cycles are the cycle rows read (they exist); idem the keys looked up
+	// (true: found).
+	cycles map[ledger.CycleKey]bool
+	idem   map[ledger.IdemKey]bool
 	// changed are the workspaces whose balance this transaction changed,
 	// announced once it commits.
 	changed []string
@@ -199,6 +203,7 @@ func (t *tx) Accounts(ctx context.Context, ids []string) (map[string]ledger.Acco
 			return nil, err
 		}
 		out[a.Workspace.ID] = a
+		t.cycleRead(a.Workspace.ID, a.Cycle.N)
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil {
@@ -216,6 +221,13 @@ func (t *tx) Accounts(ctx context.Context, ids []string) (map[string]ledger.Acco
 		t.recheck, t.rechecked = recheck, chs
 	}
 	return out, br.Close()
+}
+
+func (t *tx) cycleRead(ws string, n int) {
+	if t.cycles == nil {
+		t.cycles = map[ledger.CycleKey]bool{}
+	}
+	t.cycles[ledger.CycleKey{WorkspaceID: ws, N: n}] = true
 }
 
 const chargesSQL = `SELECT c.* FROM unnest($1::text[]) AS k(id) CROSS JOIN LATERAL (SELECT ` + chargeCols + ` FROM charges WHERE id = k.id) c`
@@ -290,6 +302,7 @@ func (t *tx) Cycles(ctx context.Context, keys []ledger.CycleKey) (map[ledger.Cyc
 		}
 		c.Start, c.End = utc(c.Start), utc(c.End)
 		out[ledger.CycleKey{WorkspaceID: id, N: c.N}] = c
+		t.cycleRead(id, c.N)
 	}
 	return out, rows.Err()
 }
@@ -359,7 +372,17 @@ func (t *tx) Idempotency(ctx context.Context, keys []ledger.IdemKey) (map[ledger
 		}
 		out[ledger.IdemKey{WorkspaceID: r.WorkspaceID, Key: r.Key}] = r
 	}
-	return out, rows.Err()
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	if t.idem == nil {
+		t.idem = make(map[ledger.IdemKey]bool, len(keys))
+	}
+	for _, k := range keys {
+		_, found := out[k]
+		t.idem[k] = found
+	}
+	return out, nil
 }
 
 // Write queues every change of the batch; Commit sends them with the COMMIT,
@@ -381,12 +404,37 @@ func (t *tx) Write(ctx context.Context, c *ledger.Changes) error {
 	}
 	// Cycles, charges and keys go as arrays, one statement each: PostgreSQL
 	// pays per statement, and a batch has hundreds of rows.
-	if n := len(c.Cycles); n > 0 {
+	// A cycle this transaction read is updated; only a new one (a new
+	// workspace's, a reset's) is inserted. An upsert costs an arbiter index
+	// probe and a row lock (a WAL record) more per row.
+	var upd, ins []ledger.CycleRow
+	for _, r := range c.Cycles {
+		if t.cycles[ledger.CycleKey{WorkspaceID: r.WorkspaceID, N: r.Cycle.N}] {
+			upd = append(upd, r)
+		} else {
+			ins = append(ins, r)
+		}
+	}
+	if n := len(upd); n > 0 {
+		ws := make([]string, n)
+		num := make([]int32, n)
+		granted, avail, held, used, expired := make([]int64, n), make([]int64, n), make([]int64, n), make([]int64, n), make([]int64, n)
+		for i, r := range upd {
+			cy := r.Cycle
+			ws[i], num[i] = r.WorkspaceID, int32(cy.N)
+			granted[i], avail[i], held[i], used[i], expired[i] = cy.Granted, cy.Available, cy.Held, cy.Used, cy.Expired
+		}
+		b.Queue(`UPDATE cycles SET granted = u.granted, available = u.available, held = u.held, used = u.used, expired = u.expired
+			FROM unnest($1::text[], $2::int[], $3::bigint[], $4::bigint[], $5::bigint[], $6::bigint[], $7::bigint[]) AS u(ws, n, granted, available, held, used, expired)
+			WHERE cycles.workspace_id = u.ws AND cycles.n = u.n`,
+			ws, num, granted, avail, held, used, expired)
+	}
+	if n := len(ins); n > 0 {
 		ws := make([]string, n)
 		num := make([]int32, n)
 		start, end := make([]time.Time, n), make([]time.Time, n)
 		granted, avail, held, used, expired := make([]int64, n), make([]int64, n), make([]int64, n), make([]int64, n), make([]int64, n)
-		for i, r := range c.Cycles {
+		for i, r := range ins {
 			cy := r.Cycle
 			ws[i], num[i], start[i], end[i] = r.WorkspaceID, int32(cy.N), cy.Start, cy.End
 			granted[i], avail[i], held[i], used[i], expired[i] = cy.Granted, cy.Available, cy.Held, cy.Used, cy.Expired
@@ -447,20 +495,38 @@ func (t *tx) Write(ctx context.Context, c *ledger.Changes) error {
 			WITH ORDINALITY AS e(ws, cyc, at, typ, amt, after, charge, op, member, reason, i) ORDER BY i`,
 			ws, cyc, at, typ, amt, after, charge, op, member, reason)
 	}
-	if n := len(c.Idempotency); n > 0 {
+	// A key this transaction looked up and did not find is inserted: no
+	// one else writes it while the workspace's lock is held (if one did,
+	// the unique index fails the batch). Others are upserted.
+	var fresh, replace []ledger.IdemRecord
+	for _, r := range c.Idempotency {
+		if found, looked := t.idem[ledger.IdemKey{WorkspaceID: r.WorkspaceID, Key: r.Key}]; looked && !found {
+			fresh = append(fresh, r)
+		} else {
+			replace = append(replace, r)
+		}
+	}
+	for i, recs := range [2][]ledger.IdemRecord{fresh, replace} {
+		n := len(recs)
+		if n == 0 {
+			continue
+		}
 		ws, key, fp, res := make([]string, n), make([]string, n), make([]string, n), make([]string, n)
 		created := make([]time.Time, n)
-		for i, r := range c.Idempotency {
+		for j, r := range recs {
 			data, err := json.Marshal(r.Result)
 			if err != nil {
 				return err
 			}
-			ws[i], key[i], fp[i], created[i], res[i] = r.WorkspaceID, r.Key, r.Fingerprint, r.CreatedAt, string(data)
+			ws[j], key[j], fp[j], created[j], res[j] = r.WorkspaceID, r.Key, r.Fingerprint, r.CreatedAt, string(data)
 		}
-		b.Queue(`INSERT INTO idempotency (workspace_id, key, fingerprint, created_at, result)
-			SELECT ws, key, fp, created, res::jsonb FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[], $5::text[]) AS i(ws, key, fp, created, res)
-			ON CONFLICT (workspace_id, key) DO UPDATE SET fingerprint = excluded.fingerprint, created_at = excluded.created_at, result = excluded.result`,
-			ws, key, fp, created, res)
+		q := `INSERT INTO idempotency (workspace_id, key, fingerprint, created_at, result)
+			SELECT ws, key, fp, created, res::jsonb FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[], $5::text[]) AS i(ws, key, fp, created, res)`
+		if i == 1 {
+			q += `
+			ON CONFLICT (workspace_id, key) DO UPDATE SET fingerprint = excluded.fingerprint, created_at = excluded.created_at, result = excluded.result`
+		}
+		b.Queue(q, ws, key, fp, created, res)
 	}
 	// The balances to announce after the commit.
 	var changed []string
