@@ -52,7 +52,7 @@ type Store struct {
 	lock *os.File // held while open: one process owns the journal
 	j    *journal
 	ov   *overlay
-	mat *materializer
+	mat  *materializer
 	// The engine's writer owns these (one goroutine).
 	batch   uint64 // the last batch journaled
 	nextSeq int64  // the next ledger entry's seq
