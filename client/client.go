@@ -26,6 +26,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/credits-dev/credits"
@@ -34,11 +35,13 @@ import (
 // Client calls one credits server with one secret. It is safe for
 // concurrent use.
 type Client struct {
-	base       string
-	secret     string
-	http       *http.Client
-	maxRetries int
-	backoff    time.Duration
+	base   string
+	secret string
+	// authorization is the Authorization header's value, built once.
+	authorization []string
+	http          *http.Client
+	maxRetries    int
+	backoff       time.Duration
 }
 
 // Option configures a Client.
@@ -67,6 +70,7 @@ func New(baseURL, secret string, opts ...Option) *Client {
 	for _, o := range opts {
 		o(c)
 	}
+	c.authorization = []string{"Bearer " + secret}
 	return c
 }
 
@@ -348,14 +352,16 @@ func (c *Client) once(ctx context.Context, method, path string, data []byte, ide
 	if err != nil {
 		return err
 	}
+	// Canonical names set directly: Header.Set would canonicalize them
+	// again on every request.
 	if c.secret != "" {
-		req.Header.Set("Authorization", "Bearer "+c.secret)
+		req.Header["Authorization"] = c.authorization
 	}
 	if data != nil {
-		req.Header.Set("Content-Type", "application/json")
+		req.Header["Content-Type"] = contentTypeJSON
 	}
 	if idemKey != "" {
-		req.Header.Set("Idempotency-Key", idemKey)
+		req.Header["Idempotency-Key"] = []string{idemKey}
 	}
 	res, err := c.http.Do(req)
 	if err != nil {
@@ -369,7 +375,50 @@ func (c *Client) once(ctx context.Context, method, path string, data []byte, ide
 		_, err = io.Copy(io.Discard, res.Body)
 		return err
 	}
-	return json.NewDecoder(res.Body).Decode(out)
+	// The whole body, then Unmarshal: reading to the end hands the
+	// connection back at once, and the buffer is reused.
+	buf := bodyBuffers.Get().(*[]byte)
+	defer putBodyBuffer(buf)
+	body, err := readAll(res.Body, (*buf)[:0], res.ContentLength)
+	*buf = body
+	if err != nil {
+		return err
+	}
+	return json.Unmarshal(body, out)
+}
+
+var contentTypeJSON = []string{"application/json"}
+
+// bodyBuffers hold answers while they are decoded (Unmarshal copies what
+// it keeps).
+var bodyBuffers = sync.Pool{New: func() any { b := make([]byte, 0, 2048); return &b }}
+
+func putBodyBuffer(b *[]byte) {
+	if cap(*b) > 64<<10 {
+		return
+	}
+	*b = (*b)[:0]
+	bodyBuffers.Put(b)
+}
+
+// readAll appends all of r to buf; a known length sizes buf at once.
+func readAll(r io.Reader, buf []byte, length int64) ([]byte, error) {
+	if length > 0 && length < 64<<20 && int64(cap(buf)) < length+1 {
+		buf = make([]byte, 0, length+1)
+	}
+	for {
+		if len(buf) == cap(buf) {
+			buf = append(buf, 0)[:len(buf)]
+		}
+		n, err := r.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+		if err == io.EOF {
+			return buf, nil
+		}
+		if err != nil {
+			return buf, err
+		}
+	}
 }
 
 func readError(res *http.Response) error {
