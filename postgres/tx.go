@@ -4,7 +4,12 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"regexp"
 	"slices"
+	"strconv"
+	"strings"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -386,24 +391,36 @@ func (t *tx) Idempotency(ctx context.Context, keys []ledger.IdemKey) (map[ledger
 }
 
 // Write queues every change of the batch; Commit sends them with the COMMIT,
-// in one round trip.
+// in one round trip. The rows go as arrays, and all but new workspaces in one
+// statement (data-modifying WITH queries): PostgreSQL pays per statement
+// (executor start and end, a portal, index and trigger setup), and a batch
+// has hundreds of rows. No two parts touch one row, which a statement's
+// parts, seeing one snapshot, must not.
 func (t *tx) Write(ctx context.Context, c *ledger.Changes) error {
 	if t.writes != nil {
 		return errors.New("postgres: one Write per transaction")
 	}
 	b := &pgx.Batch{}
+	// New workspaces first, in statements of their own: the rows of the
+	// statement below reference them.
 	for _, a := range c.NewWorkspaces {
 		w := a.Workspace
 		b.Queue(`INSERT INTO workspaces (id, name, plan, pending_plan, cycle_anchor, created_at, cycle, next_expiry) VALUES ($1,$2,$3,$4,$5,$6,$7,$8)`,
 			w.ID, w.Name, w.Plan, w.PendingPlan, w.CycleAnchor, w.CreatedAt, a.Cycle.N, nullTime(a.NextExpiry))
 	}
-	for _, a := range c.Accounts {
-		w := a.Workspace
-		b.Queue(`UPDATE workspaces SET plan = $1, pending_plan = $2, cycle = $3, next_expiry = $4 WHERE id = $5`,
-			w.Plan, w.PendingPlan, a.Cycle.N, nullTime(a.NextExpiry), w.ID)
+	var w writeStmt
+	if n := len(c.Accounts); n > 0 {
+		id, plan := make([]string, n), make([]string, n)
+		pending := make([]*string, n)
+		cyc := make([]int32, n)
+		next := make([]*time.Time, n)
+		for i, a := range c.Accounts {
+			id[i], plan[i], pending[i], cyc[i], next[i] = a.Workspace.ID, a.Workspace.Plan, a.Workspace.PendingPlan, int32(a.Cycle.N), nullTime(a.NextExpiry)
+		}
+		w.add("workspaces", `UPDATE workspaces SET plan = u.plan, pending_plan = u.pending, cycle = u.cyc, next_expiry = u.next
+			FROM unnest($1::text[], $2::text[], $3::text[], $4::int[], $5::timestamptz[]) AS u(id, plan, pending, cyc, next) WHERE workspaces.id = u.id`,
+			id, plan, pending, cyc, next)
 	}
-	// Cycles, charges and keys go as arrays, one statement each: PostgreSQL
-	// pays per statement, and a batch has hundreds of rows.
 	// A cycle this transaction read is updated; only a new one (a new
 	// workspace's, a reset's) is inserted. An upsert costs an arbiter index
 	// probe and a row lock (a WAL record) more per row.
@@ -424,7 +441,7 @@ func (t *tx) Write(ctx context.Context, c *ledger.Changes) error {
 			ws[i], num[i] = r.WorkspaceID, int32(cy.N)
 			granted[i], avail[i], held[i], used[i], expired[i] = cy.Granted, cy.Available, cy.Held, cy.Used, cy.Expired
 		}
-		b.Queue(`UPDATE cycles SET granted = u.granted, available = u.available, held = u.held, used = u.used, expired = u.expired
+		w.add("cycles", `UPDATE cycles SET granted = u.granted, available = u.available, held = u.held, used = u.used, expired = u.expired
 			FROM unnest($1::text[], $2::int[], $3::bigint[], $4::bigint[], $5::bigint[], $6::bigint[], $7::bigint[]) AS u(ws, n, granted, available, held, used, expired)
 			WHERE cycles.workspace_id = u.ws AND cycles.n = u.n`,
 			ws, num, granted, avail, held, used, expired)
@@ -439,7 +456,7 @@ func (t *tx) Write(ctx context.Context, c *ledger.Changes) error {
 			ws[i], num[i], start[i], end[i] = r.WorkspaceID, int32(cy.N), cy.Start, cy.End
 			granted[i], avail[i], held[i], used[i], expired[i] = cy.Granted, cy.Available, cy.Held, cy.Used, cy.Expired
 		}
-		b.Queue(`INSERT INTO cycles (workspace_id, n, start_at, end_at, granted, available, held, used, expired)
+		w.add("newcycles", `INSERT INTO cycles (workspace_id, n, start_at, end_at, granted, available, held, used, expired)
 			SELECT * FROM unnest($1::text[], $2::int[], $3::timestamptz[], $4::timestamptz[], $5::bigint[], $6::bigint[], $7::bigint[], $8::bigint[], $9::bigint[])
 			ON CONFLICT (workspace_id, n) DO UPDATE SET granted = excluded.granted, available = excluded.available, held = excluded.held, used = excluded.used, expired = excluded.expired`,
 			ws, num, start, end, granted, avail, held, used, expired)
@@ -463,7 +480,7 @@ func (t *tx) Write(ctx context.Context, c *ledger.Changes) error {
 				md[i] = &s
 			}
 		}
-		b.Queue(`INSERT INTO charges (`+chargeCols+`)
+		w.add("charges", `INSERT INTO charges (`+chargeCols+`)
 			SELECT id, ws, cyc, op, qty, cost, status, member, md::jsonb, created, expires, fin
 			FROM unnest($1::text[], $2::text[], $3::int[], $4::text[], $5::bigint[], $6::bigint[], $7::text[], $8::text[], $9::text[], $10::timestamptz[], $11::timestamptz[], $12::timestamptz[])
 			AS c(id, ws, cyc, op, qty, cost, status, member, md, created, expires, fin)`,
@@ -475,7 +492,7 @@ func (t *tx) Write(ctx context.Context, c *ledger.Changes) error {
 		for i, ch := range c.Charges {
 			id[i], status[i], fin[i] = ch.ID, ch.Status, nullTime(ch.FinalizedAt)
 		}
-		b.Queue(`UPDATE charges SET status = u.status, finalized_at = u.fin
+		w.add("finished", `UPDATE charges SET status = u.status, finalized_at = u.fin
 			FROM unnest($1::text[], $2::text[], $3::timestamptz[]) AS u(id, status, fin) WHERE charges.id = u.id`, id, status, fin)
 	}
 	if n := len(c.Entries); n > 0 {
@@ -489,7 +506,7 @@ func (t *tx) Write(ctx context.Context, c *ledger.Changes) error {
 			charge[i], op[i], member[i], reason[i] = nullText(e.ChargeID), nullText(e.Operation), nullText(e.MemberID), nullText(e.Reason)
 		}
 		// WITH ORDINALITY keeps the batch's order in seq.
-		b.Queue(`INSERT INTO entries (workspace_id, cycle, at, type, amount, available_after, charge_id, operation, member_id, reason)
+		w.add("entries", `INSERT INTO entries (workspace_id, cycle, at, type, amount, available_after, charge_id, operation, member_id, reason)
 			SELECT ws, cyc, at, typ, amt, after, charge, op, member, reason
 			FROM unnest($1::text[], $2::int[], $3::timestamptz[], $4::text[], $5::bigint[], $6::bigint[], $7::text[], $8::text[], $9::text[], $10::text[])
 			WITH ORDINALITY AS e(ws, cyc, at, typ, amt, after, charge, op, member, reason, i) ORDER BY i`,
@@ -526,7 +543,10 @@ func (t *tx) Write(ctx context.Context, c *ledger.Changes) error {
 			q += `
 			ON CONFLICT (workspace_id, key) DO UPDATE SET fingerprint = excluded.fingerprint, created_at = excluded.created_at, result = excluded.result`
 		}
-		b.Queue(q, ws, key, fp, created, res)
+		w.add([2]string{"keys", "rekeys"}[i], q, ws, key, fp, created, res)
+	}
+	if sql, args := w.statement(); sql != "" {
+		b.Queue(sql, args...)
 	}
 	// The balances to announce after the commit.
 	var changed []string
@@ -540,4 +560,58 @@ func (t *tx) Write(ctx context.Context, c *ledger.Changes) error {
 	t.changed = changed
 	t.writes = b
 	return nil
+}
+
+// writeStmt joins writes into one statement.
+type writeStmt struct {
+	parts []string
+	nargs []int
+	args  []any
+	// shape names the parts present, in order: the key of the joined
+	// statement's text in joinedSQL.
+	shape string
+}
+
+var (
+	placeholder = regexp.MustCompile(`\$([0-9]+)`)
+	joinedSQL   sync.Map // shape -> statement text
+)
+
+// add adds a write whose parameters are $1...$len(args). name names sql.
+func (w *writeStmt) add(name, sql string, args ...any) {
+	w.parts = append(w.parts, sql)
+	w.nargs = append(w.nargs, len(args))
+	w.args = append(w.args, args...)
+	w.shape += name + " "
+}
+
+// statement returns the writes as one statement ("" if none).
+func (w *writeStmt) statement() (string, []any) {
+	switch len(w.parts) {
+	case 0:
+		return "", nil
+	case 1:
+		return w.parts[0], w.args
+	}
+	if sql, ok := joinedSQL.Load(w.shape); ok {
+		return sql.(string), w.args
+	}
+	var sb strings.Builder
+	base := 0
+	for i, p := range w.parts {
+		if i == 0 {
+			sb.WriteString("WITH ")
+		} else {
+			sb.WriteString(",\n")
+		}
+		p = placeholder.ReplaceAllStringFunc(p, func(m string) string {
+			n, _ := strconv.Atoi(m[1:])
+			return "$" + strconv.Itoa(base+n)
+		})
+		base += w.nargs[i]
+		fmt.Fprintf(&sb, "w%d AS (%s)", i, p)
+	}
+	sb.WriteString("\nSELECT 1")
+	joinedSQL.Store(w.shape, sb.String())
+	return sb.String(), w.args
 }
