@@ -384,7 +384,7 @@ func (c *Client) once(ctx context.Context, method, path string, data []byte, ide
 	if err != nil {
 		return err
 	}
-	return json.Unmarshal(body, out)
+	return unmarshal(body, out)
 }
 
 var contentTypeJSON = []string{"application/json"}
