@@ -70,7 +70,7 @@ func TestAppendChargeViewMatchesEncodingJSON(t *testing.T) {
 
 func FuzzAppendChargeView(f *testing.F) {
 	f.Add("ch_1", "acme", "content_rewrite", "m", "k", "v", int64(1), int64(1_700_000_000_123456789), 0)
-	f.Add("<>&", "\xff", "\u2028", "\"", "\\", "\x01", int64(-5), int64(-1 << 62), 3600)
+	f.Add("<>&", "\xff", "\u2028", "\"", "\\", "\x01", int64(-5), int64(-1<<62), 3600)
 	f.Fuzz(func(t *testing.T, id, ws, op, member, key, val string, n, unixNano int64, offset int) {
 		at := time.Unix(0, unixNano).In(time.FixedZone("f", offset%(48*3600)))
 		v := credits.ChargeView{
