@@ -111,11 +111,23 @@ func (o *overlay) add(batch uint64, c *ledger.Changes) {
 
 // drop removes what the tables now hold: the rows the window's batches
 // wrote, unless a later batch wrote them again.
+//
+// It takes the lock for a few batches at a time, not the whole window, so
+// the writer and readers wait microseconds, not milliseconds. Each part
+// stands alone: a row goes only if no later batch wrote it again.
 func (o *overlay) drop(window []*record) {
 	if len(window) == 0 {
 		return
 	}
 	last := window[len(window)-1].Batch
+	for len(window) > 0 {
+		n := min(len(window), 32)
+		o.dropPart(window[:n], last)
+		window = window[n:]
+	}
+}
+
+func (o *overlay) dropPart(window []*record, last uint64) {
 	maxSeq := map[string]int64{}
 	o.mu.Lock()
 	defer o.mu.Unlock()
