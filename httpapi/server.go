@@ -277,6 +277,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	defer func() {
 		if v := recover(); v != nil {
+			rec.routing = nil // the answer below is not the mux's
 			s.log.Error("panic", "request_id", rec.id[0], "panic", v, "stack", string(runtimedebug.Stack()))
 			if rec.status == 0 {
 				writeProblem(rec, r, s.log, credits.Errorf(credits.CodeInternal, "internal error (request %s)", rec.id[0]))
