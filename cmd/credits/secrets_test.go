@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -41,21 +42,30 @@ func storedSecrets(t *testing.T, db string) (s *server, secrets, hashes []string
 }
 
 // Secrets are stored only as hashes: the bytes of the SQLite files (the
-// database, its write-ahead log and shared memory), while serving and after
+// database, its write-ahead log and shared memory, the journal), while serving and after
 // the server stopped, hold neither the admin key nor an API key's secret.
 func TestSecretsStoredOnlyAsHashesSQLite(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
 	s, secrets, hashes := storedSecrets(t, filepath.Join(dir, "credits.db"))
 	scan := func(when string) {
-		files, _ := filepath.Glob(filepath.Join(dir, "credits.db*"))
+		// The database, its WAL, and the journal's files in their folder.
+		var files []string
 		var all []byte
-		for _, f := range files {
-			b, err := os.ReadFile(f)
-			if err != nil {
-				t.Fatal(err)
+		err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+			if err != nil || d.IsDir() {
+				return err
 			}
+			b, err := os.ReadFile(p)
+			if err != nil {
+				return err
+			}
+			files = append(files, p)
 			all = append(all, b...)
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
 		}
 		for _, sec := range secrets {
 			if bytes.Contains(all, []byte(sec)) {
