@@ -9,7 +9,11 @@ import (
 // each batch: while one NOTIFY statement runs, the changes of the batches
 // committing meanwhile gather, and the next statement announces them all,
 // each workspace once. Every NOTIFY is a transaction and a round trip of its
-// own, and PostgreSQL serializes the transactions that notify.
+// own, and PostgreSQL serializes the transactions that notify. Statements
+// are at least notifyEvery apart, so under load each carries many batches'
+// changes; a stream learns of a change at most that much later.
+
+const notifyEvery = 10 * time.Millisecond
 
 // announce queues workspace ids to announce.
 func (s *Store) announce(ids []string) {
@@ -24,6 +28,7 @@ func (s *Store) announce(ids []string) {
 
 func (s *Store) announceLoop() {
 	defer close(s.announced)
+	pause := time.NewTimer(0)
 	for {
 		select {
 		case <-s.notifyWake:
@@ -31,6 +36,8 @@ func (s *Store) announceLoop() {
 			s.notifyPending()
 			return
 		}
+		<-pause.C
+		pause.Reset(notifyEvery)
 		s.notifyPending()
 	}
 }
