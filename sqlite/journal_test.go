@@ -3,6 +3,7 @@ package sqlite_test
 import (
 	"context"
 	"database/sql"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -265,5 +266,90 @@ func copyDir(t *testing.T, from, to string) {
 		}
 		src.Close()
 		dst.Close()
+	}
+}
+
+// Readers racing the materializer never see an acknowledged charge vanish,
+// a ledger shrink, or a balance that does not add up: each read looks at
+// the overlay before the tables, and a row leaves the overlay only after
+// the tables hold it.
+func TestReadsDuringMaterializing(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	st := openAt(t, filepath.Join(t.TempDir(), "credits.db"))
+	e := newEngine(t, st)
+	if _, _, err := e.ChangePlan(ctx, "w", "pro"); err != nil {
+		t.Fatal(err)
+	}
+	acked := make(chan string, 10_000)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		deadline := time.Now().Add(1500 * time.Millisecond) // past several materializer windows
+		for i := 0; time.Now().Before(deadline); i++ {
+			r, err := e.Hold(ctx, ledger.HoldParams{WorkspaceID: "w", IdempotencyKey: fmt.Sprint("k", i), Operation: "content_rewrite"})
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			if i%2 == 0 {
+				if _, err := e.Capture(ctx, r.Charge.ID); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+			select {
+			case acked <- r.Charge.ID:
+			default:
+			}
+		}
+	}()
+	var seen []string
+	lastEntries := 0
+	reads := 0
+	for running := true; running; reads++ {
+		select {
+		case <-done:
+			running = false
+		default:
+		}
+	drain:
+		for {
+			select {
+			case id := <-acked:
+				seen = append(seen, id)
+			default:
+				break drain
+			}
+		}
+		for _, id := range seen[max(0, len(seen)-20):] {
+			if _, err := st.Charge(ctx, id); err != nil {
+				t.Fatalf("acknowledged charge %s: %v", id, err)
+			}
+		}
+		a, err := st.Account(ctx, "w")
+		if err != nil || !a.Cycle.Balanced() {
+			t.Fatalf("account %+v %v", a.Cycle, err)
+		}
+		page, err := st.Entries(ctx, "w", 0, 100)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := 1; i < len(page); i++ {
+			if page[i].Seq >= page[i-1].Seq {
+				t.Fatalf("ledger page out of order at %d: %d then %d", i, page[i-1].Seq, page[i].Seq)
+			}
+		}
+		if n := int(page[0].Seq); n < lastEntries {
+			t.Fatalf("the newest entry went back from %d to %d", lastEntries, n)
+		} else {
+			lastEntries = n
+		}
+	}
+	if len(seen) < 100 || reads < 100 {
+		t.Fatalf("only %d charges and %d reads: the race was not run", len(seen), reads)
+	}
+	if err := ledger.Check(ctx, st); err != nil {
+		t.Fatal(err)
 	}
 }
