@@ -30,7 +30,7 @@ const (
 	maxWindowItems = 50_000
 	// maxPendingItems is how far the tables may fall behind the journal
 	// (in rows) before the writer waits: it bounds the overlay's memory.
-	maxPendingItems = 400_000
+	maxPendingItems = 100_000
 	// A window waits to gather minWindowItems rows, or until its oldest
 	// batch is maxLag old: a transaction's pages are written (and synced)
 	// once however many rows share them, so fewer, larger windows cost far
