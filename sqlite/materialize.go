@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"runtime"
 	"sort"
 	"strings"
 	"sync"
@@ -329,6 +330,10 @@ func (w *bulkWriter) exec(ctx context.Context, b bulk, args []any) error {
 				return err
 			}
 			args = args[n*b.cols:]
+			// A window is tens of milliseconds of work: let the engine's
+			// writer and its callers in between statements rather than
+			// wait for the scheduler to preempt this goroutine.
+			runtime.Gosched()
 		}
 		st.Close()
 	}
