@@ -183,7 +183,11 @@ func (o *overlay) dropPart(window []*record, last uint64) {
 	for id, seq := range maxSeq {
 		if p := o.ws[id]; p != nil {
 			n := sort.Search(len(p.entries), func(i int) bool { return p.entries[i].Seq > seq })
-			p.entries = append(p.entries[:0:0], p.entries[n:]...)
+			// Reslice, not copy: a hot workspace has thousands pending.
+			// The dropped prefix is freed when append next reallocates.
+			if p.entries = p.entries[n:]; len(p.entries) == 0 {
+				p.entries = nil
+			}
 		}
 	}
 	for _, r := range window {
