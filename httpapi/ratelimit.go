@@ -70,14 +70,18 @@ func newLimiter(c RateLimit) *limiter {
 
 // allow takes a token from key's bucket. When it is empty, it returns how
 // long until the next token.
-func (l *limiter) allow(key string) (bool, time.Duration) {
+func (l *limiter) allow(key string) (bool, time.Duration) { return l.allowKey([]byte(key)) }
+
+// allowKey is allow with the key in bytes: looking an existing bucket up
+// allocates nothing (only a new bucket's key is made a string).
+func (l *limiter) allowKey(key []byte) (bool, time.Duration) {
 	now := l.now()
 	l.mu.Lock()
-	b, ok := l.buckets[key]
+	b, ok := l.buckets[string(key)]
 	if !ok {
 		l.makeRoom(now)
 		b = rate.NewLimiter(l.rate, l.burst)
-		l.buckets[key] = b
+		l.buckets[string(key)] = b
 	} else if now.Sub(l.lastSweep) >= sweepEvery {
 		l.sweep(now)
 	}
@@ -130,20 +134,21 @@ func (l *limiter) size() int {
 	return len(l.buckets)
 }
 
-// rateKey names the bucket a request counts against: its credential when
-// it authenticated, else its client address.
-func rateKey(r *http.Request, p auth.Principal, authenticated bool) string {
+// appendRateKey appends the name of the bucket a request counts against to
+// b: its credential when it authenticated, else its client address.
+func appendRateKey(b []byte, r *http.Request, p auth.Principal, authenticated bool) []byte {
 	if authenticated {
 		switch p.Kind {
 		case auth.KindAdminKey:
-			return "admin"
+			return append(b, "admin"...)
 		case auth.KindAPIKey:
-			return "key:" + p.KeyID
+			return append(append(b, "key:"...), p.KeyID...)
 		case auth.KindSession:
-			return "session:" + p.WorkspaceID + "\x00" + p.MemberID
+			b = append(append(b, "session:"...), p.WorkspaceID...)
+			return append(append(b, 0), p.MemberID...)
 		}
 	}
-	return "ip:" + clientIP(r.RemoteAddr)
+	return append(append(b, "ip:"...), clientIP(r.RemoteAddr)...)
 }
 
 // clientIP is the address a request came from; IPv6 addresses count by
@@ -167,7 +172,7 @@ func clientIP(remote string) string {
 	return a.String()
 }
 
-// rateLimited counts a request against its bucket (see rateKey) and, when
+// rateLimited counts a request against its bucket (see appendRateKey) and, when
 // the bucket is empty, answers 429 rate_limited with Retry-After (whole
 // seconds, at least 1) and returns true. /healthz is never limited: a load
 // balancer must not take an instance out because it is busy.
@@ -175,7 +180,8 @@ func (s *Server) rateLimited(w http.ResponseWriter, r *http.Request, p auth.Prin
 	if s.limits == nil || r.URL.Path == "/healthz" {
 		return false
 	}
-	ok, wait := s.limits.allow(rateKey(r, p, authenticated))
+	var buf [128]byte
+	ok, wait := s.limits.allowKey(appendRateKey(buf[:0], r, p, authenticated))
 	if ok {
 		return false
 	}

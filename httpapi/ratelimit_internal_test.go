@@ -2,8 +2,11 @@ package httpapi
 
 import (
 	"fmt"
+	"net/http/httptest"
 	"testing"
 	"time"
+
+	"github.com/credits-dev/credits/auth"
 )
 
 // The buckets' memory is bounded: idle buckets are swept, and past
@@ -63,6 +66,21 @@ func TestClientIP(t *testing.T) {
 	} {
 		if got := clientIP(tc.remote); got != tc.want {
 			t.Errorf("clientIP(%q) = %q, want %q", tc.remote, got, tc.want)
+		}
+	}
+}
+
+// BenchmarkRateLimited is the limiter's cost on every request of an API key
+// (limits are on by default).
+func BenchmarkRateLimited(b *testing.B) {
+	s := &Server{limits: newLimiter(RateLimit{Rate: 1e9, Burst: 1e9})}
+	r := httptest.NewRequest("POST", "/v1/charges/ch_1/capture", nil)
+	p := auth.Principal{Kind: auth.KindAPIKey, Scope: auth.ScopeService, KeyID: "key_0123456789abcdefghij"}
+	w := httptest.NewRecorder()
+	b.ReportAllocs()
+	for b.Loop() {
+		if s.rateLimited(w, r, p, true) {
+			b.Fatal("limited")
 		}
 	}
 }
