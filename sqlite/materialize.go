@@ -238,11 +238,21 @@ type idemRow struct {
 }
 
 func merge(window []*record) *merged {
+	var nws, ncy, nch, nen, nid int
+	for _, r := range window {
+		c := r.Changes
+		nws += len(c.NewWorkspaces) + len(c.Accounts)
+		ncy += len(c.Cycles)
+		nch += len(c.NewCharges) + len(c.Charges)
+		nen += len(c.Entries)
+		nid += len(c.Idempotency)
+	}
 	m := &merged{
-		workspaces: map[string]ledger.Account{},
-		cycles:     map[ledger.CycleKey]credits.Cycle{},
-		charges:    map[string]credits.Charge{},
-		idem:       map[ledger.IdemKey]idemRow{},
+		workspaces: make(map[string]ledger.Account, nws),
+		cycles:     make(map[ledger.CycleKey]credits.Cycle, ncy),
+		charges:    make(map[string]credits.Charge, nch),
+		entries:    make([]credits.Entry, 0, nen),
+		idem:       make(map[ledger.IdemKey]idemRow, nid),
 	}
 	for _, r := range window {
 		c := r.Changes
