@@ -89,6 +89,10 @@ func dsn(path string, readOnly bool) string {
 		// the tables, and a page it must read back from the file costs a
 		// system call.
 		q.Add("_pragma", "cache_size(-32768)")
+		// A multi-row statement keeps the pages it changes in a statement
+		// journal, to undo itself alone if a row fails: in memory, not in
+		// a temporary file written with a system call per page.
+		q.Add("_pragma", "temp_store(MEMORY)")
 		// The writer never checkpoints: the checkpointer does, on its own
 		// connection, so commits never wait for it.
 		q.Add("_pragma", "wal_autocheckpoint(0)")
