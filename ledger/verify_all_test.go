@@ -294,7 +294,7 @@ var corruptions = []corruption{
 	{name: "cycle never granted", sqlite: sqliteMutable + deleteGrant0, postgres: pgMutable + deleteGrant0,
 		code: ledger.ViolationCycleNotGranted, id: oldCycle},
 	{name: "charge moved to a workspace that does not exist", sqlite: `UPDATE charges SET workspace_id = 'ws-0' WHERE id = '{held}'`,
-		postgres: `ALTER TABLE charges DROP CONSTRAINT charges_workspace_id_fkey; UPDATE charges SET workspace_id = 'ws-0' WHERE id = '{held}'`,
+		postgres: `UPDATE charges SET workspace_id = 'ws-0' WHERE id = '{held}'`,
 		code:     ledger.ViolationChargeWorkspace, id: "{held}", ws: "ws-0"},
 	{name: "charge row lost", sqlite: `DELETE FROM charges WHERE id = '{held}'`,
 		code: ledger.ViolationEntryUnknownCharge, id: holdOf + `'{held}'`},

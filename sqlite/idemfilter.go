@@ -20,7 +20,7 @@ type idemFilter struct {
 }
 
 const (
-	idemFilterMinKeys = 1 << 22 // 4M keys: 5 MiB
+	idemFilterMinKeys = 1 << 21 // 2M keys: 2.5 MiB
 	idemFilterBitsKey = 10      // with 7 probes: about 1% false "maybe"
 	idemFilterProbes  = 7
 )

@@ -24,7 +24,7 @@ func TestIdemFilter(t *testing.T) {
 			maybe++
 		}
 	}
-	// Sized for 4M keys and holding 200k, it should almost never say maybe.
+	// Sized for 2M keys and holding 200k, it should almost never say maybe.
 	if rate := float64(maybe) / n; rate > 0.01 {
 		t.Fatalf("%.4f of absent keys reported maybe, want under 1%%", rate)
 	}

@@ -28,15 +28,15 @@ const (
 	// maxWindowItems bounds the rows one materializing transaction
 	// writes, so the AI request records, which share its connection,
 	// wait at most that long.
-	maxWindowItems = 25_000
+	maxWindowItems = 15_000
 	// maxPendingItems is how far the tables may fall behind the journal
 	// (in rows) before the writer waits: it bounds the overlay's memory.
-	maxPendingItems = 50_000
+	maxPendingItems = 30_000
 	// A window waits to gather minWindowItems rows, or until its oldest
 	// batch is maxLag old: a transaction's pages are written (and synced)
 	// once however many rows share them, so fewer, larger windows cost far
 	// less per row. Reads never wait for it (the overlay), Flush does not.
-	minWindowItems = 10_000
+	minWindowItems = 8_000
 	maxLag         = 100 * time.Millisecond
 )
 

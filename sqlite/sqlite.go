@@ -75,9 +75,10 @@ func dsn(path string, readOnly bool) string {
 	// and 16 KiB with BenchmarkPairs. It applies to new files only.
 	q.Add("_pragma", "page_size(8192)")
 	q.Add("_pragma", "journal_mode(WAL)")
-	// FULL: in WAL mode every commit syncs the WAL, so an acknowledged
-	// charge survives a power cut as well as a kill -9. Group commit pays
-	// that fsync once per batch, not per charge.
+	// FULL: in WAL mode every commit syncs the WAL. Charges are durable
+	// in the journal before the tables see them; the materializer's
+	// commits are synced so that a journal file can be deleted once the
+	// tables hold its batches.
 	q.Add("_pragma", "synchronous(FULL)")
 	q.Add("_pragma", "busy_timeout(10000)")
 	q.Add("_pragma", "foreign_keys(1)")
@@ -85,10 +86,10 @@ func dsn(path string, readOnly bool) string {
 		q.Add("_pragma", "query_only(1)")
 	} else {
 		q.Set("_txlock", "immediate")
-		// 32 MiB of page cache for the materializer: it writes all over
+		// 8 MiB of page cache for the materializer: it writes all over
 		// the tables, and a page it must read back from the file costs a
 		// system call.
-		q.Add("_pragma", "cache_size(-32768)")
+		q.Add("_pragma", "cache_size(-8192)")
 		// A multi-row statement keeps the pages it changes in a statement
 		// journal, to undo itself alone if a row fails: in memory, not in
 		// a temporary file written with a system call per page.
@@ -138,8 +139,8 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	if err != nil {
 		return fail(err)
 	}
-	r.SetMaxOpenConns(8)
-	r.SetMaxIdleConns(8)
+	r.SetMaxOpenConns(4)
+	r.SetMaxIdleConns(4)
 	s.r = r
 	if err := s.reads.prepare(ctx, r, readQueries); err != nil {
 		return fail(err)
