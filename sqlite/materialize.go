@@ -6,10 +6,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
-	"runtime"
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/credits-dev/credits"
@@ -187,7 +187,11 @@ func (s *Store) runMaterializer() {
 			}
 			continue
 		}
-		if err := s.materialize(context.Background(), window); err != nil {
+		dbgT := time.Now()
+		err := s.materialize(context.Background(), window)
+		dbgMatWall.Add(int64(time.Since(dbgT)))
+		dbgMatItems.Add(int64(items))
+		if err != nil {
 			slog.Error("sqlite: copying journaled batches into the tables failed; retrying (they are safe in the journal)", "batches", len(window), "err", err)
 			m.mu.Lock()
 			m.failure = err
@@ -340,10 +344,6 @@ func (w *bulkWriter) exec(ctx context.Context, b bulk, args []any) error {
 				return err
 			}
 			args = args[n*b.cols:]
-			// A window is tens of milliseconds of work: let the engine's
-			// writer and its callers in between statements rather than
-			// wait for the scheduler to preempt this goroutine.
-			runtime.Gosched()
 		}
 		st.Close()
 	}
@@ -489,3 +489,5 @@ func (s *Store) replay(ctx context.Context, materialized uint64) (last uint64, e
 	}
 	return last, flush()
 }
+
+var dbgMatWall, dbgMatItems atomic.Int64
