@@ -14,7 +14,8 @@ import (
 
 // BenchmarkMaterialize measures the materializer alone: windows of 5,000
 // hold+capture pairs (each pair two batches, as the engine writes them) on
-// 10,000 workspaces, copied into the tables. It reports CPU per pair, the
+// 10,000 workspaces (ids and keys shaped like credits bench's, the workspaces
+// in scattered order), copied into the tables. It reports CPU per pair, the
 // figure that bounds how many pairs a second the tables can keep up with.
 func BenchmarkMaterialize(b *testing.B) {
 	ctx := context.Background()
@@ -29,7 +30,7 @@ func BenchmarkMaterialize(b *testing.B) {
 	var setup []*record
 	var batch uint64
 	for i := range workspaces {
-		id := fmt.Sprint("w", i)
+		id := fmt.Sprintf("b1a2b3c4d-ws-%06d", i)
 		a := ledger.Account{Workspace: credits.Workspace{ID: id, Name: id, Plan: "pro", CycleAnchor: now, CreatedAt: now},
 			Cycle: credits.Cycle{N: 0, Start: now, End: now.AddDate(0, 1, 0), Granted: 1 << 40, Available: 1 << 40}}
 		cycles[id] = a.Cycle
@@ -44,7 +45,7 @@ func BenchmarkMaterialize(b *testing.B) {
 	makeWindow := func() []*record {
 		var out []*record
 		for range window {
-			id := fmt.Sprint("w", pair%workspaces)
+			id := fmt.Sprintf("b1a2b3c4d-ws-%06d", (pair*7919)%workspaces)
 			cy := cycles[id]
 			cy.Available--
 			cy.Held++
@@ -56,7 +57,7 @@ func BenchmarkMaterialize(b *testing.B) {
 			batch++
 			out = append(out, &record{Batch: batch, Changes: &ledger.Changes{
 				Cycles: []ledger.CycleRow{{WorkspaceID: id, Cycle: cy}}, NewCharges: []credits.Charge{ch}, Entries: []credits.Entry{hold},
-				//Idempotency: []ledger.IdemRecord{{WorkspaceID: id, Key: fmt.Sprint("k", pair), Fingerprint: "f", CreatedAt: now}},
+				//Idempotency: []ledger.IdemRecord{{WorkspaceID: id, Key: fmt.Sprint("b1a2b3c4d-", pair%64, "-", pair/64), Fingerprint: "f", CreatedAt: now}},
 			}, Results: [][]byte{res}[:0]})
 			cy.Held--
 			cy.Used++
