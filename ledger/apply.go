@@ -78,12 +78,7 @@ func (s *state) changes() *Changes {
 	for k := range s.dirtyCycles {
 		keys = append(keys, k)
 	}
-	sort.Slice(keys, func(i, j int) bool {
-		if keys[i].WorkspaceID != keys[j].WorkspaceID {
-			return keys[i].WorkspaceID < keys[j].WorkspaceID
-		}
-		return keys[i].N < keys[j].N
-	})
+	SortCycleKeys(keys)
 	for _, k := range keys {
 		c.Cycles = append(c.Cycles, CycleRow{WorkspaceID: k.WorkspaceID, Cycle: *s.cycles[k]})
 	}

@@ -2,6 +2,8 @@ package ledger
 
 import (
 	"context"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/credits-dev/credits"
@@ -22,6 +24,17 @@ type Account struct {
 type CycleKey struct {
 	WorkspaceID string
 	N           int
+}
+
+// SortCycleKeys puts keys in workspace, then cycle order: the order rows
+// are written in, so b-tree inserts touch each page once.
+func SortCycleKeys(keys []CycleKey) {
+	slices.SortFunc(keys, func(a, b CycleKey) int {
+		if c := strings.Compare(a.WorkspaceID, b.WorkspaceID); c != 0 {
+			return c
+		}
+		return a.N - b.N
+	})
 }
 
 // IdemKey scopes an Idempotency-Key to its workspace.

@@ -382,12 +382,7 @@ func (s *Store) materialize(ctx context.Context, window []*record) error {
 		for k := range m.cycles {
 			keys = append(keys, k)
 		}
-		sort.Slice(keys, func(i, j int) bool {
-			if keys[i].WorkspaceID != keys[j].WorkspaceID {
-				return keys[i].WorkspaceID < keys[j].WorkspaceID
-			}
-			return keys[i].N < keys[j].N
-		})
+		ledger.SortCycleKeys(keys)
 		args = args[:0]
 		for _, k := range keys {
 			cy := m.cycles[k]
