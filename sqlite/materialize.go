@@ -38,6 +38,8 @@ const (
 	// less per row. Reads never wait for it (the overlay), Flush does not.
 	minWindowItems = 8_000
 	maxLag         = 100 * time.Millisecond
+	// maxPace is the longest the writer is slowed before one batch.
+	maxPace = time.Millisecond
 )
 
 type materializer struct {
@@ -85,8 +87,23 @@ func (m *materializer) push(r *record) {
 	}
 }
 
-// waitRoom blocks while the tables are too far behind.
+// waitRoom blocks while the tables are too far behind. Past half the limit
+// it first slows the writer down in proportion, a little before every
+// batch: the writer then settles at the pace the tables keep, instead of
+// running ahead and stopping for a whole window, which every caller
+// waiting at that moment would see as a long pause.
 func (m *materializer) waitRoom(ctx context.Context) error {
+	m.mu.Lock()
+	over := m.items - maxPendingItems/2
+	m.mu.Unlock()
+	if over > 0 {
+		d := time.Duration(over) * maxPace / time.Duration(maxPendingItems/2)
+		select {
+		case <-time.After(d):
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
 	for {
 		m.mu.Lock()
 		if m.items < maxPendingItems {
