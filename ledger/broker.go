@@ -33,7 +33,7 @@ type topic struct {
 // fanoutEvery bounds how often one workspace's subscribers are woken. The
 // HTTP streams fold bursts much further (500 ms by default), so it adds no
 // latency a stream's reader could see.
-const fanoutEvery = 20 * time.Millisecond
+const fanoutEvery = 100 * time.Millisecond
 
 func newBroker() *broker {
 	return &broker{topics: map[string]*topic{}, every: fanoutEvery}
