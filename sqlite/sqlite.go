@@ -254,7 +254,9 @@ func (s *Store) Ping(ctx context.Context) error {
 // DB is the writer connection, for tools (backup, verify) and tests that
 // need to look underneath. The tables are brought up to date first.
 func (s *Store) DB() *sql.DB {
-	_ = s.Flush(context.Background()) // an error here is the materializer's, and logged there
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	_ = s.Flush(ctx) // an error here is the materializer's, and logged there
 	return s.w
 }
 
@@ -368,14 +370,11 @@ func (s *Store) Entries(ctx context.Context, ws string, before int64, limit int)
 	return out, rows.Err()
 }
 
-// DueWorkspaces lists workspaces with a held charge expiring by now.
-//
-// The tables are brought up to date first, so a hold the overlay has since
-// finished is not listed; one finished later costs its workspace a look.
+// DueWorkspaces lists workspaces with a held charge expiring by now: the
+// overlay's, then the tables' whose charge the overlay has not finished
+// since. (One finished and materialized between the two reads costs its
+// workspace a look, nothing more.)
 func (s *Store) DueWorkspaces(ctx context.Context, now time.Time, limit int) ([]string, error) {
-	if err := s.Flush(ctx); err != nil {
-		return nil, err
-	}
 	out := s.ov.dueWorkspaces(now)
 	if len(out) >= limit {
 		return out[:limit], nil
@@ -384,19 +383,25 @@ func (s *Store) DueWorkspaces(ctx context.Context, now time.Time, limit int) ([]
 	for _, id := range out {
 		seen[id] = true
 	}
-	rows, err := s.r.QueryContext(ctx, `SELECT DISTINCT workspace_id FROM charges WHERE status = 'held' AND expires_at <= ? LIMIT ?`, micros(now), limit)
+	rows, err := s.r.QueryContext(ctx, `SELECT workspace_id, id FROM charges INDEXED BY charges_held
+		WHERE status = 'held' AND expires_at <= ? ORDER BY expires_at LIMIT ?`, micros(now), 4*limit)
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
-	for rows.Next() {
-		var id string
-		if err := rows.Scan(&id); err != nil {
+	for rows.Next() && len(out) < limit {
+		var ws, id string
+		if err := rows.Scan(&ws, &id); err != nil {
 			return nil, err
 		}
-		if !seen[id] && len(out) < limit {
-			out = append(out, id)
+		if seen[ws] {
+			continue
 		}
+		if c, ok := s.ov.charge(id); ok && c.Status != credits.StatusHeld {
+			continue
+		}
+		seen[ws] = true
+		out = append(out, ws)
 	}
 	return out, rows.Err()
 }
