@@ -156,7 +156,13 @@ func TestSessionTokenAndStream(t *testing.T) {
 	}()
 	// Wait for the stream to be open, then charge as the browser.
 	for srv.Engine.Subscribers("w") == 0 {
-		time.Sleep(5 * time.Millisecond)
+		select {
+		case err := <-done:
+			t.Fatalf("the stream ended before it opened: %v", err)
+		case <-ctx.Done():
+			t.Fatal("the stream did not open")
+		case <-time.After(5 * time.Millisecond):
+		}
 	}
 	ch, err := browser.Hold(ctx, "w", client.ChargeParams{Operation: "image_1k", Capture: true})
 	if err != nil || *ch.MemberID != "alice" {

@@ -65,13 +65,18 @@ func (e *Engine) commit(batch []request) {
 		}
 		return
 	}
-	for i, r := range batch {
-		r.done <- results[i]
-	}
+	// Publish before answering: when a call returns, its balance is on its
+	// way to the streams (at once, or within the broker's fan-out
+	// interval), and a stream opened after the call does not get that
+	// balance again as a change. Publishing is cheap: the broker folds
+	// fan-outs.
 	if !e.listening {
 		for _, b := range changed {
 			e.broker.publish(b)
 		}
+	}
+	for i, r := range batch {
+		r.done <- results[i]
 	}
 }
 
