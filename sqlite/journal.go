@@ -184,10 +184,14 @@ func openJournal(dir string, next uint64) (*journal, error) {
 	return j, nil
 }
 
+// startSegment makes the spare file the segment whose first batch is first
+// and starts zeroing the next spare. On an error the journal is as it was,
+// and the next try zeroes a spare of its own.
 func (j *journal) startSegment(first uint64) error {
 	var sp spareFile
 	if j.spare != nil {
 		sp = <-j.spare
+		j.spare = nil
 	} else {
 		sp = makeSpare(j.dir, firstSegmentBytes)
 	}
@@ -197,11 +201,13 @@ func (j *journal) startSegment(first uint64) error {
 	path := filepath.Join(j.dir, segmentName(first))
 	if err := os.Rename(sp.path, path); err != nil {
 		sp.f.Close()
+		os.Remove(sp.path)
 		return err
 	}
 	// The new name must survive a crash too.
 	if err := syncDir(j.dir); err != nil {
 		sp.f.Close()
+		os.Remove(path)
 		return err
 	}
 	j.f, j.cur, j.size, j.cap = sp.f, segment{path: path, first: first}, 0, sp.size
@@ -287,14 +293,18 @@ func (j *journal) undo(cause error) {
 	}
 }
 
+// rotate moves on to a new file. The full one stays the open one until the
+// new one is ready, so a failure leaves the journal able to try again.
 func (j *journal) rotate(next uint64) error {
-	if err := j.f.Close(); err != nil {
+	full, seg := j.f, j.cur
+	if err := j.startSegment(next); err != nil {
 		return err
 	}
+	full.Close() // its records are synced; a close error changes nothing
 	j.mu.Lock()
-	j.closed = append(j.closed, j.cur)
+	j.closed = append(j.closed, seg)
 	j.mu.Unlock()
-	return j.startSegment(next)
+	return nil
 }
 
 // release deletes the full files whose batches are all materialized.
