@@ -97,7 +97,7 @@ func (m *materializer) waitRoom(ctx context.Context) error {
 	over := m.items - maxPendingItems/2
 	m.mu.Unlock()
 	if over > 0 {
-		d := time.Duration(over) * maxPace / time.Duration(maxPendingItems/2)
+		d := min(time.Duration(over)*maxPace/time.Duration(maxPendingItems/2), maxPace)
 		select {
 		case <-time.After(d):
 		case <-ctx.Done():
