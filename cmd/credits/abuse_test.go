@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/credits-dev/credits/internal/testserver"
 )
 
 // Slow and silent clients cannot hold a connection: a client that sends
@@ -127,18 +129,9 @@ func TestServeRateLimit(t *testing.T) {
 				t.Fatalf("request %d: %d %s", i, code, b)
 			}
 		}
-		req, _ := http.NewRequest("GET", s.url+tc.path, nil)
-		if key != "" {
-			req.Header.Set("Authorization", "Bearer "+key)
-		}
-		res, err := httpClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		body, _ := io.ReadAll(res.Body)
-		res.Body.Close()
-		if res.StatusCode != 429 || !strings.Contains(string(body), `"code":"rate_limited"`) || res.Header.Get("Content-Type") != "application/problem+json" {
-			t.Fatalf("over the limit: %d %s", res.StatusCode, body)
+		res := testserver.Call(t, "GET", s.url+tc.path, key, "")
+		if res.Status != 429 || !strings.Contains(string(res.Body), `"code":"rate_limited"`) || res.Header.Get("Content-Type") != "application/problem+json" {
+			t.Fatalf("over the limit: %d %s", res.Status, res.Body)
 		}
 		if ra := res.Header.Get("Retry-After"); ra != "60" && ra != "59" {
 			t.Fatalf("Retry-After %q, want about 60", ra)

@@ -15,6 +15,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/credits-dev/credits/internal/testserver"
 )
 
 const testAdminKey = "test-admin-key-0123456789"
@@ -119,39 +121,12 @@ func (s *server) stop(t *testing.T) error {
 	return s.err
 }
 
-var httpClient = &http.Client{Timeout: 15 * time.Second}
-
 // call makes one request; body is JSON text ("" for none). hdr holds header
 // name, value pairs.
 func call(t *testing.T, method, url, key, body string, hdr ...string) (int, []byte) {
 	t.Helper()
-	var r io.Reader
-	if body != "" {
-		r = strings.NewReader(body)
-	}
-	req, err := http.NewRequest(method, url, r)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if body != "" {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	if key != "" {
-		req.Header.Set("Authorization", "Bearer "+key)
-	}
-	for i := 0; i+1 < len(hdr); i += 2 {
-		req.Header.Set(hdr[i], hdr[i+1])
-	}
-	resp, err := httpClient.Do(req)
-	if err != nil {
-		t.Fatalf("%s %s: %v", method, url, err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatalf("%s %s: reading the body: %v", method, url, err)
-	}
-	return resp.StatusCode, b
+	a := testserver.Call(t, method, url, key, body, hdr...)
+	return a.Status, a.Body
 }
 
 // callJSON is call that wants status and decodes the answer into out.
@@ -248,15 +223,10 @@ func TestServeDemo(t *testing.T) {
 			t.Errorf("%s: %+v, want %d credits, all available", ws, b, credits)
 		}
 	}
-	req, _ := http.NewRequest("GET", s.url+"/", nil)
-	resp, err := httpClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	page, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if resp.StatusCode != 200 || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/html") || !bytes.Contains(page, []byte("<html")) {
-		t.Errorf("GET /: %d %q, want an HTML page:\n%.300s", resp.StatusCode, resp.Header.Get("Content-Type"), page)
+	resp := testserver.Call(t, "GET", s.url+"/", "", "")
+	page := resp.Body
+	if resp.Status != 200 || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/html") || !bytes.Contains(page, []byte("<html")) {
+		t.Errorf("GET /: %d %q, want an HTML page:\n%.300s", resp.Status, resp.Header.Get("Content-Type"), page)
 	}
 	for ws := range want {
 		if !bytes.Contains(page, []byte(ws)) {
