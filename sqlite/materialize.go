@@ -9,7 +9,6 @@ import (
 	"sort"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/credits-dev/credits"
@@ -204,11 +203,7 @@ func (s *Store) runMaterializer() {
 			}
 			continue
 		}
-		dbgT := time.Now()
-		err := s.materialize(context.Background(), window)
-		dbgMatWall.Add(int64(time.Since(dbgT)))
-		dbgMatItems.Add(int64(items))
-		if err != nil {
+		if err := s.materialize(context.Background(), window); err != nil {
 			slog.Error("sqlite: copying journaled batches into the tables failed; retrying (they are safe in the journal)", "batches", len(window), "err", err)
 			m.mu.Lock()
 			m.failure = err
@@ -501,5 +496,3 @@ func (s *Store) replay(ctx context.Context, materialized uint64) (last uint64, e
 	}
 	return last, flush()
 }
-
-var dbgMatWall, dbgMatItems atomic.Int64
