@@ -227,7 +227,7 @@ func (s *Store) runMaterializer() {
 		m.mu.Lock()
 		m.queue = m.queue[len(window):]
 		m.items -= items
-		m.oldest = time.Now() // a lower bound for what is left
+		m.oldest = time.Now() // what is left was queued by now: it waits at most maxLag more
 		m.done = last
 		m.failure = nil
 		close(m.progress)
