@@ -7,12 +7,14 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/credits-dev/credits"
 	"github.com/credits-dev/credits/ledger"
 	"github.com/credits-dev/credits/sqlite"
+	"github.com/credits-dev/credits/storetest"
 )
 
 func newEngine(t *testing.T, st ledger.Store) *ledger.Engine {
@@ -351,5 +353,60 @@ func TestReadsDuringMaterializing(t *testing.T) {
 	}
 	if err := ledger.Check(ctx, st); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// One process at a time owns a store: a second Open of the same file is
+// refused while the first is open, and allowed once it is closed.
+func TestSecondOpenRefused(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "credits.db")
+	first, err := sqlite.Open(context.Background(), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := sqlite.Open(context.Background(), path); err == nil || !strings.Contains(err.Error(), "another process has this database open") {
+		t.Fatalf("second open: %v", err)
+	}
+	if err := first.Close(); err != nil {
+		t.Fatal(err)
+	}
+	again := openAt(t, path)
+	if err := again.Ping(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// A hold the tables still have as held but the overlay has expired is not
+// listed as due: the sweeper would look at its workspace for nothing.
+func TestDueWorkspacesSkipsFinishedInOverlay(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	st := openAt(t, filepath.Join(t.TempDir(), "credits.db"))
+	clk := storetest.NewClock(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
+	e, err := ledger.New(st, credits.DefaultCatalog(), ledger.Options{NowFunc: clk.Now, SweepInterval: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	if _, _, err := e.CreateWorkspace(ctx, ledger.CreateWorkspaceParams{ID: "w", Name: "w"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.Hold(ctx, ledger.HoldParams{WorkspaceID: "w", IdempotencyKey: "k", Operation: "image_1k", HoldSeconds: 5}); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Flush(ctx); err != nil { // the tables have it held
+		t.Fatal(err)
+	}
+	clk.Advance(6 * time.Second)
+	if due, err := st.DueWorkspaces(ctx, clk.Now(), 10); err != nil || len(due) != 1 {
+		t.Fatalf("before the sweep: %v %v", due, err)
+	}
+	if n, err := e.Sweep(ctx); err != nil || n != 1 {
+		t.Fatalf("sweep = %d, %v", n, err)
+	}
+	// The expiry is in the overlay now (and maybe already in the tables).
+	if due, err := st.DueWorkspaces(ctx, clk.Now(), 10); err != nil || len(due) != 0 {
+		t.Fatalf("after the sweep: %v %v", due, err)
 	}
 }
