@@ -165,17 +165,24 @@ func (s *scan) object(field func(key []byte) bool) {
 	}
 }
 
+// fieldSet records which fields of an object were read: once reports
+// whether a field's bit is new, so a repeated key sends the answer to
+// json.Unmarshal instead.
+type fieldSet uint32
+
+func (f *fieldSet) once(bit uint32) bool {
+	if uint32(*f)&bit != 0 {
+		return false
+	}
+	*f |= fieldSet(bit)
+	return true
+}
+
 func fastCharge(data []byte, out *Charge) bool {
 	s := &scan{b: data, ok: true}
 	c := &out.Charge
-	var seen uint32
-	once := func(bit uint32) bool {
-		if seen&bit != 0 {
-			return false
-		}
-		seen |= bit
-		return true
-	}
+	var seen fieldSet
+	once := seen.once
 	s.object(func(key []byte) bool {
 		switch string(key) {
 		case "id":
@@ -237,14 +244,8 @@ func fastCharge(data []byte, out *Charge) bool {
 }
 
 func fastBalance(s *scan, b *credits.Balance) {
-	var seen uint32
-	once := func(bit uint32) bool {
-		if seen&bit != 0 {
-			return false
-		}
-		seen |= bit
-		return true
-	}
+	var seen fieldSet
+	once := seen.once
 	s.object(func(key []byte) bool {
 		switch string(key) {
 		case "workspace_id":
