@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"strconv"
 	"time"
 
 	"github.com/credits-dev/credits"
@@ -345,4 +346,4 @@ func decodeRecord(b []byte) (*record, error) {
 	return r, nil
 }
 
-func entryID(seq int64) string { return fmt.Sprintf("le_%d", seq) }
+func entryID(seq int64) string { return "le_" + strconv.FormatInt(seq, 10) }
