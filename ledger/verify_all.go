@@ -110,6 +110,10 @@ type VerifyStore interface {
 }
 
 // Snapshot is the database as of one moment. Ids are ordered bytewise.
+// Verify asks for a workspace's Entries, ChargeEntries and
+// IdempotencyCharges once each, workspace by workspace in the order
+// Workspaces gives, so a store may serve each from one cursor over the
+// whole table.
 type Snapshot interface {
 	// Workspaces streams the workspace ids, in order.
 	Workspaces(ctx context.Context) (Stream[string], error)

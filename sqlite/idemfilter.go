@@ -2,6 +2,7 @@ package sqlite
 
 import (
 	"context"
+	"database/sql"
 	"hash/maphash"
 )
 
@@ -80,4 +81,65 @@ func (s *Store) loadIdemFilter(ctx context.Context) (*idemFilter, error) {
 		f.add(ws, key)
 	}
 	return f, rows.Err()
+}
+
+// idemHash is an idempotency row's hash column (migration 7): FNV-1a, 64
+// bits, of the workspace id, a zero byte and the key. It is stored, so it
+// must never change.
+func idemHash(ws, key string) int64 {
+	const offset, prime = 14695981039346656037, 1099511628211
+	h := uint64(offset)
+	for i := 0; i < len(ws); i++ {
+		h = (h ^ uint64(ws[i])) * prime
+	}
+	h *= prime // the zero byte
+	for i := 0; i < len(key); i++ {
+		h = (h ^ uint64(key[i])) * prime
+	}
+	return int64(h)
+}
+
+// fillIdemHashes sets the hash of the rows stored before migration 7, a
+// few thousand rows at a time.
+func fillIdemHashes(ctx context.Context, tx *sql.Tx) error {
+	update, err := tx.PrepareContext(ctx, `UPDATE idempotency SET hash = ? WHERE seq = ?`)
+	if err != nil {
+		return err
+	}
+	defer update.Close()
+	type row struct {
+		seq  int64
+		hash int64
+	}
+	var after int64
+	for {
+		rows, err := tx.QueryContext(ctx, `SELECT seq, workspace_id, key FROM idempotency WHERE seq > ? ORDER BY seq LIMIT 4096`, after)
+		if err != nil {
+			return err
+		}
+		var part []row
+		for rows.Next() {
+			var r row
+			var ws, key string
+			if err := rows.Scan(&r.seq, &ws, &key); err != nil {
+				rows.Close()
+				return err
+			}
+			r.hash = idemHash(ws, key)
+			part = append(part, r)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		if len(part) == 0 {
+			return nil
+		}
+		for _, r := range part {
+			if _, err := update.ExecContext(ctx, r.hash, r.seq); err != nil {
+				return err
+			}
+		}
+		after = part[len(part)-1].seq
+	}
 }

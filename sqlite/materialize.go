@@ -39,6 +39,10 @@ const (
 	maxLag         = 100 * time.Millisecond
 	// maxPace is the longest the writer is slowed before one batch.
 	maxPace = time.Millisecond
+	// maxCachedHeads bounds the materializer's copy of ledger_heads (about
+	// 60 bytes each); past it the copy starts again, and a workspace's
+	// head is read from the table the next time it is needed.
+	maxCachedHeads = 100_000
 )
 
 type materializer struct {
@@ -318,16 +322,23 @@ var (
 		` ON CONFLICT (workspace_id, n) DO UPDATE SET granted = excluded.granted, available = excluded.available, held = excluded.held, used = excluded.used, expired = excluded.expired`, 9}
 	bulkCharges = bulk{`INSERT INTO charges (` + chargeCols + `) VALUES `,
 		` ON CONFLICT (id) DO UPDATE SET status = excluded.status, finalized_at = excluded.finalized_at`, 12}
-	bulkEntries = bulk{`INSERT INTO entries (seq, workspace_id, cycle, at, type, amount, available_after, charge_id, operation, member_id, reason) VALUES `, ``, 11}
-	bulkIdem    = bulk{`INSERT INTO idempotency (workspace_id, key, fingerprint, created_at, result) VALUES `,
-		` ON CONFLICT (workspace_id, key) DO UPDATE SET fingerprint = excluded.fingerprint, created_at = excluded.created_at, result = excluded.result`, 5}
+	bulkEntries = bulk{`INSERT INTO entries (seq, workspace_id, cycle, at, type, amount, available_after, charge_id, operation, member_id, reason, prev_seq) VALUES `, ``, 12}
+	bulkHeads   = bulk{`INSERT INTO ledger_heads (workspace_id, seq) VALUES `, ` ON CONFLICT (workspace_id) DO UPDATE SET seq = excluded.seq`, 2}
+	// Plain inserts: the window has one row per key (merge), and a key
+	// stored before is either still live (then the engine answered from
+	// it and wrote nothing) or past its lifetime (then the new row is the
+	// newest, which lookups take).
+	bulkIdem = bulk{`INSERT INTO idempotency (workspace_id, key, fingerprint, created_at, result, hash) VALUES `, ``, 6}
 )
 
-const qSetMaterialized = `UPDATE journal_state SET materialized = ?`
+const (
+	qSetMaterialized = `UPDATE journal_state SET materialized = ?`
+	qLedgerHead      = `SELECT seq FROM ledger_heads WHERE workspace_id = ?`
+)
 
 var materializeQueries = func() []string {
-	qs := []string{qSetMaterialized}
-	for _, b := range []bulk{bulkWorkspaces, bulkCycles, bulkCharges, bulkEntries, bulkIdem} {
+	qs := []string{qSetMaterialized, qLedgerHead}
+	for _, b := range []bulk{bulkWorkspaces, bulkCycles, bulkCharges, bulkEntries, bulkHeads, bulkIdem} {
 		for _, n := range bulkSizes {
 			qs = append(qs, b.query(n))
 		}
@@ -423,20 +434,43 @@ func (s *Store) materialize(ctx context.Context, window []*record) error {
 			return fmt.Errorf("charges: %w", err)
 		}
 	}
+	var heads map[string]int64 // the window's workspaces' newest entries
 	if len(m.entries) > 0 {
+		heads = make(map[string]int64, min(len(m.entries), 1024))
+		head := tx.StmtContext(ctx, s.stmts.m[qLedgerHead])
+		defer head.Close()
 		args = args[:0]
 		for _, e := range m.entries {
+			prev, ok := heads[e.WorkspaceID]
+			if !ok {
+				if prev, ok = s.heads[e.WorkspaceID]; !ok {
+					if err := head.QueryRowContext(ctx, e.WorkspaceID).Scan(&prev); err != nil && err != sql.ErrNoRows {
+						return fmt.Errorf("ledger head of %s: %w", e.WorkspaceID, err)
+					}
+				}
+			}
+			if prev >= e.Seq {
+				return fmt.Errorf("entry %d of %s follows entry %d: the ledger would go back", e.Seq, e.WorkspaceID, prev)
+			}
+			heads[e.WorkspaceID] = e.Seq
 			args = append(args, e.Seq, e.WorkspaceID, e.Cycle, micros(e.At), e.Type, e.Amount, e.AvailableAfter,
-				emptyNull(e.ChargeID), emptyNull(e.Operation), emptyNull(e.MemberID), emptyNull(e.Reason))
+				emptyNull(e.ChargeID), emptyNull(e.Operation), emptyNull(e.MemberID), emptyNull(e.Reason), prev)
 		}
 		if err := w.exec(ctx, bulkEntries, args); err != nil {
 			return fmt.Errorf("entries: %w", err)
+		}
+		args = args[:0]
+		for _, id := range sortedMapKeys(heads) {
+			args = append(args, id, heads[id])
+		}
+		if err := w.exec(ctx, bulkHeads, args); err != nil {
+			return fmt.Errorf("ledger heads: %w", err)
 		}
 	}
 	if len(m.idem) > 0 {
 		args = args[:0]
 		for _, r := range m.idem {
-			args = append(args, r.rec.WorkspaceID, r.rec.Key, r.rec.Fingerprint, micros(r.rec.CreatedAt), string(r.result))
+			args = append(args, r.rec.WorkspaceID, r.rec.Key, r.rec.Fingerprint, micros(r.rec.CreatedAt), string(r.result), idemHash(r.rec.WorkspaceID, r.rec.Key))
 		}
 		if err := w.exec(ctx, bulkIdem, args); err != nil {
 			return fmt.Errorf("idempotency keys: %w", err)
@@ -445,7 +479,17 @@ func (s *Store) materialize(ctx context.Context, window []*record) error {
 	if _, err := tx.StmtContext(ctx, s.stmts.m[qSetMaterialized]).ExecContext(ctx, window[len(window)-1].Batch); err != nil {
 		return err
 	}
-	return tx.Commit()
+	if err := tx.Commit(); err != nil {
+		return err
+	}
+	// Only now, with the tables holding them, may the heads be cached.
+	if len(s.heads)+len(heads) > maxCachedHeads {
+		s.heads = make(map[string]int64, len(heads))
+	}
+	for id, seq := range heads {
+		s.heads[id] = seq
+	}
+	return nil
 }
 
 func sortedMapKeys[V any](m map[string]V) []string {

@@ -57,8 +57,8 @@ func BenchmarkMaterialize(b *testing.B) {
 			batch++
 			out = append(out, &record{Batch: batch, Changes: &ledger.Changes{
 				Cycles: []ledger.CycleRow{{WorkspaceID: id, Cycle: cy}}, NewCharges: []credits.Charge{ch}, Entries: []credits.Entry{hold},
-				//Idempotency: []ledger.IdemRecord{{WorkspaceID: id, Key: fmt.Sprint("b1a2b3c4d-", pair%64, "-", pair/64), Fingerprint: "f", CreatedAt: now}},
-			}, Results: [][]byte{res}[:0]})
+				Idempotency: []ledger.IdemRecord{{WorkspaceID: id, Key: fmt.Sprint("b1a2b3c4d-", pair%64, "-", pair/64), Fingerprint: "f", CreatedAt: now}},
+			}, Results: [][]byte{res}})
 			cy.Held--
 			cy.Used++
 			ch.Status, ch.FinalizedAt = credits.StatusCaptured, now

@@ -318,6 +318,18 @@ func (o *overlay) entries(ws string, before int64, limit int) []credits.Entry {
 	return out
 }
 
+// hasEntry reports whether the overlay holds a workspace's entry seq.
+func (o *overlay) hasEntry(ws string, seq int64) bool {
+	o.mu.RLock()
+	defer o.mu.RUnlock()
+	p := o.ws[ws]
+	if p == nil {
+		return false
+	}
+	i := sort.Search(len(p.entries), func(i int) bool { return p.entries[i].Seq >= seq })
+	return i < len(p.entries) && p.entries[i].Seq == seq
+}
+
 // dueWorkspaces lists workspaces with a held overlay charge expiring by now.
 func (o *overlay) dueWorkspaces(now time.Time) []string {
 	o.mu.RLock()

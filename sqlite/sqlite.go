@@ -35,10 +35,22 @@ var (
 	schemaV4 string
 	//go:embed schema_5_idempotency_append.sql
 	schemaV5 string
+	//go:embed schema_6_ledger_chain.sql
+	schemaV6 string
+	//go:embed schema_7_idempotency_hash.sql
+	schemaV7 string
 )
 
+// A migration is SQL, and sometimes Go that finishes it in the same
+// transaction.
+type migration struct {
+	sql  string
+	then func(ctx context.Context, tx *sql.Tx) error
+}
+
 // migrations are applied in order; each runs once, in its own transaction.
-var migrations = []string{schemaV1, schemaV2, schemaV3, schemaV4, schemaV5}
+var migrations = []migration{{sql: schemaV1}, {sql: schemaV2}, {sql: schemaV3}, {sql: schemaV4}, {sql: schemaV5}, {sql: schemaV6},
+	{sql: schemaV7, then: fillIdemHashes}}
 
 // Store is the SQLite store. It implements ledger.Store and auth.Store.
 type Store struct {
@@ -56,8 +68,13 @@ type Store struct {
 	// The engine's writer owns these (one goroutine).
 	batch   uint64 // the last batch journaled
 	nextSeq int64  // the next ledger entry's seq
-	encBuf  []byte
-	idem    *idemFilter
+	// heads is the materializer's copy of ledger_heads (each workspace's
+	// newest entry in the tables), so a window's chains are linked
+	// without a read. Only materialize, which never runs twice at once,
+	// uses it.
+	heads  map[string]int64
+	encBuf []byte
+	idem   *idemFilter
 
 	closeOnce sync.Once
 	closeErr  error
@@ -114,7 +131,7 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	w.SetMaxOpenConns(1)
 	w.SetMaxIdleConns(1)
 	w.SetConnMaxLifetime(0)
-	s := &Store{w: w, path: path}
+	s := &Store{w: w, path: path, heads: map[string]int64{}}
 	// The lock sits beside the database, not in the journal's folder,
 	// which Open may empty.
 	if s.lock, err = lockFile(path + ".lock"); err != nil {
@@ -198,9 +215,16 @@ func (s *Store) migrate(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		if _, err := tx.ExecContext(ctx, migrations[v-1]); err != nil {
+		m := migrations[v-1]
+		if _, err := tx.ExecContext(ctx, m.sql); err != nil {
 			tx.Rollback()
 			return fmt.Errorf("migration %d: %w", v, err)
+		}
+		if m.then != nil {
+			if err := m.then(ctx, tx); err != nil {
+				tx.Rollback()
+				return fmt.Errorf("migration %d: %w", v, err)
+			}
 		}
 		if _, err := tx.ExecContext(ctx, `INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)`, v, time.Now().UnixMicro()); err != nil {
 			tx.Rollback()
@@ -341,7 +365,9 @@ func (s *Store) Charge(ctx context.Context, id string) (credits.Charge, error) {
 }
 
 // Entries reads a page of a workspace's ledger, newest first: the
-// overlay's entries, then the tables' older ones.
+// overlay's entries, then the tables' older ones, following the
+// workspace's chain (each entry names the one before it) from its head or
+// from the cursor's entry.
 func (s *Store) Entries(ctx context.Context, ws string, before int64, limit int) ([]credits.Entry, error) {
 	if before <= 0 {
 		before = 1<<63 - 1
@@ -350,22 +376,89 @@ func (s *Store) Entries(ctx context.Context, ws string, before int64, limit int)
 	if len(out) == limit {
 		return out, nil
 	}
-	// An entry materialized since the overlay was read is in both: the
-	// table's part starts below the overlay's oldest.
-	if len(out) > 0 {
+	// Where the chain starts. Every entry in the tables is older than
+	// every entry in the overlay, so after overlay entries, or from a
+	// cursor naming one, it is the head. (An entry materialized since the
+	// overlay was read is in both: the walk skips down past it.)
+	var start int64
+	switch {
+	case len(out) > 0:
 		before = out[len(out)-1].Seq
+		start = -1
+	case before == 1<<63-1 || s.ov.hasEntry(ws, before):
+		start = -1
+	default:
+		// The cursor's entry is in the tables (a row leaves the overlay
+		// only after they hold it), and the page goes on from the entry
+		// before it.
+		var owner string
+		err := s.r.QueryRowContext(ctx, `SELECT workspace_id, prev_seq FROM entries WHERE seq = ?`, before).Scan(&owner, &start)
+		if err == sql.ErrNoRows || err == nil && owner != ws {
+			return nil, credits.Invalid("cursor", "cursor is not one this server gave for this workspace")
+		}
+		if err != nil {
+			return nil, err
+		}
 	}
-	rows, err := s.r.QueryContext(ctx, `SELECT `+entryCols+` FROM entries WHERE workspace_id = ? AND seq < ? ORDER BY seq DESC LIMIT ?`, ws, before, limit-len(out))
+	if start < 0 {
+		err := s.r.QueryRowContext(ctx, `SELECT seq FROM ledger_heads WHERE workspace_id = ?`, ws).Scan(&start)
+		if err == sql.ErrNoRows {
+			return out, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+	for start > 0 && len(out) < limit {
+		// A little more than the page needs: the walk may first skip
+		// entries the overlay gave already.
+		chain, err := s.chain(ctx, start, limit-len(out)+8)
+		if err != nil {
+			return nil, err
+		}
+		for _, e := range chain {
+			if e.entry.WorkspaceID != ws {
+				return nil, fmt.Errorf("sqlite: ledger entry %d of %s is in the chain of %s", e.entry.Seq, e.entry.WorkspaceID, ws)
+			}
+			if e.entry.Seq < before && len(out) < limit {
+				out = append(out, e.entry)
+			}
+			start = e.prev
+		}
+		if len(chain) == 0 {
+			break
+		}
+	}
+	return out, nil
+}
+
+type chainEntry struct {
+	entry credits.Entry
+	prev  int64
+}
+
+// chain reads up to n entries of a chain from seq, newest first, in one
+// statement.
+func (s *Store) chain(ctx context.Context, seq int64, n int) ([]chainEntry, error) {
+	rows, err := s.r.QueryContext(ctx, `WITH RECURSIVE chain(seq, prev) AS (
+			SELECT seq, prev_seq FROM entries WHERE seq = ?
+			UNION ALL
+			SELECT e.seq, e.prev_seq FROM chain c JOIN entries e ON e.seq = c.prev
+			LIMIT ?)
+		SELECT `+entryCols+`, prev_seq FROM entries WHERE seq IN (SELECT seq FROM chain) ORDER BY seq DESC`, seq, n)
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
+	var out []chainEntry
 	for rows.Next() {
-		e, err := scanEntry(rows)
+		var c chainEntry
+		e, err := scanEntry(rows, &c.prev)
 		if err != nil {
 			return nil, err
 		}
-		out = append(out, e)
+		c.entry = e
+		out = append(out, c)
 	}
 	return out, rows.Err()
 }

@@ -70,7 +70,7 @@ const (
 	// Both walk the charges_held index in expiry order.
 	qDue       = `SELECT ` + chargeCols + ` FROM charges INDEXED BY charges_held WHERE status = 'held' AND expires_at <= ? AND workspace_id = ? ORDER BY expires_at, id`
 	qNextAfter = `SELECT expires_at FROM charges INDEXED BY charges_held WHERE status = 'held' AND expires_at > ? AND workspace_id = ? ORDER BY expires_at LIMIT 1`
-	qIdem      = `SELECT fingerprint, created_at, result FROM idempotency WHERE workspace_id = ? AND key = ?`
+	qIdem      = `SELECT fingerprint, created_at, result FROM idempotency WHERE hash = ? AND workspace_id = ? AND key = ? ORDER BY seq DESC LIMIT 1`
 )
 
 // account reads a workspace and its current cycle: the overlay first, the
@@ -237,7 +237,7 @@ func (t *tx) Idempotency(ctx context.Context, keys []ledger.IdemKey) (map[ledger
 		var r ledger.IdemRecord
 		var created int64
 		var result []byte
-		err := st.QueryRowContext(ctx, k.WorkspaceID, k.Key).Scan(&r.Fingerprint, &created, &result)
+		err := st.QueryRowContext(ctx, idemHash(k.WorkspaceID, k.Key), k.WorkspaceID, k.Key).Scan(&r.Fingerprint, &created, &result)
 		if errors.Is(err, sql.ErrNoRows) {
 			continue
 		}

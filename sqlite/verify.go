@@ -30,11 +30,20 @@ func (s *Store) ReadSnapshot(ctx context.Context, fn func(ledger.Snapshot) error
 		return err
 	}
 	defer tx.Rollback() //nolint:errcheck // read only
-	return fn(&snapshot{tx: tx})
+	snap := &snapshot{tx: tx}
+	defer func() {
+		// Opened by the first call for them, if any.
+		snap.entries.close()
+		snap.chargeEntries.close()
+		snap.idem.close()
+	}()
+	return fn(snap)
 }
 
 type snapshot struct {
-	tx *sql.Tx
+	tx                     *sql.Tx
+	entries, chargeEntries *groupCursor[credits.Entry]
+	idem                   *groupCursor[ledger.IdemRecord]
 }
 
 func (w *snapshot) Workspaces(ctx context.Context) (ledger.Stream[string], error) {
@@ -80,11 +89,13 @@ func (w *snapshot) Cycles(ctx context.Context, ws string) ([]credits.Cycle, erro
 
 const entryCols = `seq, workspace_id, cycle, at, type, amount, available_after, charge_id, operation, member_id, reason`
 
-func scanEntry(rows *sql.Rows) (credits.Entry, error) {
+// scanEntry reads entryCols, then the extra columns after them into extra.
+func scanEntry(rows *sql.Rows, extra ...any) (credits.Entry, error) {
 	var e credits.Entry
 	var at int64
 	var charge, op, member, reason sql.NullString
-	if err := rows.Scan(&e.Seq, &e.WorkspaceID, &e.Cycle, &at, &e.Type, &e.Amount, &e.AvailableAfter, &charge, &op, &member, &reason); err != nil {
+	dest := append([]any{&e.Seq, &e.WorkspaceID, &e.Cycle, &at, &e.Type, &e.Amount, &e.AvailableAfter, &charge, &op, &member, &reason}, extra...)
+	if err := rows.Scan(dest...); err != nil {
 		return e, err
 	}
 	e.ID = entryID(e.Seq)
@@ -93,34 +104,142 @@ func scanEntry(rows *sql.Rows) (credits.Entry, error) {
 	return e, nil
 }
 
+// Entries, ChargeEntries and IdempotencyCharges are served from one sorted
+// cursor each over the whole table (neither table has an index by
+// workspace: see migrations 6 and 7), which Verify reads workspace by
+// workspace in order.
 func (w *snapshot) Entries(ctx context.Context, ws string) (ledger.Stream[credits.Entry], error) {
-	return openStream(ctx, w.tx, scanEntry, `SELECT `+entryCols+` FROM entries WHERE workspace_id = ? ORDER BY seq`, ws)
+	if w.entries == nil {
+		w.entries = &groupCursor[credits.Entry]{key: entryWorkspace}
+		if err := w.entries.open(ctx, w.tx, scanEntryRow, `SELECT `+entryCols+` FROM entries ORDER BY workspace_id, seq`); err != nil {
+			return nil, err
+		}
+	}
+	return w.entries.group(ws)
 }
 
 func (w *snapshot) ChargeEntries(ctx context.Context, ws string) (ledger.Stream[credits.Entry], error) {
-	return openStream(ctx, w.tx, scanEntry, `SELECT `+entryCols+` FROM entries WHERE workspace_id = ? AND charge_id IS NOT NULL ORDER BY charge_id, seq`, ws)
+	if w.chargeEntries == nil {
+		w.chargeEntries = &groupCursor[credits.Entry]{key: entryWorkspace}
+		if err := w.chargeEntries.open(ctx, w.tx, scanEntryRow, `SELECT `+entryCols+` FROM entries WHERE charge_id IS NOT NULL ORDER BY workspace_id, charge_id, seq`); err != nil {
+			return nil, err
+		}
+	}
+	return w.chargeEntries.group(ws)
 }
 
-func (w *snapshot) IdempotencyCharges(ctx context.Context, ws string) (ledger.Stream[ledger.IdemRecord], error) {
-	scan := func(rows *sql.Rows) (ledger.IdemRecord, error) {
-		var r ledger.IdemRecord
-		var created int64
-		var result, chargeID string
-		if err := rows.Scan(&r.WorkspaceID, &r.Key, &r.Fingerprint, &created, &result, &chargeID); err != nil {
-			return r, err
-		}
-		r.CreatedAt = fromMicros(created)
-		if err := json.Unmarshal([]byte(result), &r.Result); err != nil {
-			return r, fmt.Errorf("idempotency key %q: %w", r.Key, err)
-		}
-		if r.Result.Charge == nil || r.Result.Charge.ID != chargeID {
-			return r, fmt.Errorf("idempotency key %q: unreadable answer", r.Key)
-		}
-		return r, nil
+func scanEntryRow(rows *sql.Rows) (credits.Entry, error) { return scanEntry(rows) }
+
+func entryWorkspace(e credits.Entry) string { return e.WorkspaceID }
+
+// groupCursor is one query over a whole table, ordered by workspace, read
+// as one stream per workspace in ascending order: a workspace's stream
+// skips what is left of earlier ones and ends where the next begins.
+type groupCursor[T any] struct {
+	rows   *sql.Rows
+	scan   func(*sql.Rows) (T, error)
+	key    func(T) string
+	head   *T     // read, not yet returned
+	last   string // the workspace of the latest group
+	opened bool
+}
+
+func (g *groupCursor[T]) open(ctx context.Context, tx *sql.Tx, scan func(*sql.Rows) (T, error), query string) error {
+	rows, err := tx.QueryContext(ctx, query)
+	if err != nil {
+		return err
 	}
-	return openStream(ctx, w.tx, scan, `SELECT workspace_id, key, fingerprint, created_at, result, charge_id FROM (
-		SELECT *, json_extract(result, '$.charge.id') AS charge_id FROM idempotency WHERE workspace_id = ?)
-		WHERE charge_id IS NOT NULL ORDER BY charge_id, key`, ws)
+	g.rows, g.scan = rows, scan
+	return nil
+}
+
+func (g *groupCursor[T]) group(ws string) (ledger.Stream[T], error) {
+	if g.opened && ws <= g.last {
+		return nil, fmt.Errorf("sqlite: workspace %q read after %q: a snapshot's streams go in workspace order", ws, g.last)
+	}
+	g.opened, g.last = true, ws
+	return &groupStream[T]{g: g, ws: ws}, nil
+}
+
+func (g *groupCursor[T]) close() {
+	if g != nil && g.rows != nil {
+		g.rows.Close()
+	}
+}
+
+// peek returns the next row without taking it; nil at the end.
+func (g *groupCursor[T]) peek() (*T, error) {
+	if g.head != nil {
+		return g.head, nil
+	}
+	if !g.rows.Next() {
+		return nil, g.rows.Err()
+	}
+	x, err := g.scan(g.rows)
+	if err != nil {
+		return nil, err
+	}
+	g.head = &x
+	return g.head, nil
+}
+
+type groupStream[T any] struct {
+	g  *groupCursor[T]
+	ws string
+}
+
+func (s *groupStream[T]) Next(ctx context.Context) ([]T, error) {
+	var out []T
+	for len(out) < verifyPage {
+		x, err := s.g.peek()
+		if err != nil {
+			return nil, err
+		}
+		if x == nil {
+			break
+		}
+		k := s.g.key(*x)
+		if k > s.ws {
+			break
+		}
+		if k == s.ws {
+			out = append(out, *x)
+		}
+		s.g.head = nil
+	}
+	return out, ctx.Err()
+}
+
+func (s *groupStream[T]) Close() error { return nil }
+
+func (w *snapshot) IdempotencyCharges(ctx context.Context, ws string) (ledger.Stream[ledger.IdemRecord], error) {
+	if w.idem == nil {
+		w.idem = &groupCursor[ledger.IdemRecord]{key: func(r ledger.IdemRecord) string { return r.WorkspaceID }}
+		err := w.idem.open(ctx, w.tx, scanIdemCharge, `SELECT workspace_id, key, fingerprint, created_at, result, charge_id FROM (
+			SELECT *, json_extract(result, '$.charge.id') AS charge_id FROM idempotency)
+			WHERE charge_id IS NOT NULL ORDER BY workspace_id, charge_id, key`)
+		if err != nil {
+			return nil, err
+		}
+	}
+	return w.idem.group(ws)
+}
+
+func scanIdemCharge(rows *sql.Rows) (ledger.IdemRecord, error) {
+	var r ledger.IdemRecord
+	var created int64
+	var result, chargeID string
+	if err := rows.Scan(&r.WorkspaceID, &r.Key, &r.Fingerprint, &created, &result, &chargeID); err != nil {
+		return r, err
+	}
+	r.CreatedAt = fromMicros(created)
+	if err := json.Unmarshal([]byte(result), &r.Result); err != nil {
+		return r, fmt.Errorf("idempotency key %q: %w", r.Key, err)
+	}
+	if r.Result.Charge == nil || r.Result.Charge.ID != chargeID {
+		return r, fmt.Errorf("idempotency key %q: unreadable answer", r.Key)
+	}
+	return r, nil
 }
 
 // rowStream pages through an open query.
