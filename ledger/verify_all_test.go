@@ -258,6 +258,7 @@ const (
 	releaseAfter   = `UPDATE entries SET available_after = available_after + 1 WHERE type = 'release' AND charge_id = '{released}'`
 	deleteGrant0   = `DELETE FROM entries WHERE workspace_id = 'ws-a' AND type = 'grant' AND cycle = 0`
 	copyKeyOfHeld  = `INSERT INTO idempotency (workspace_id, key, fingerprint, created_at, result) SELECT workspace_id, 'copied-key', fingerprint, created_at, result FROM idempotency WHERE key = '{key:held}'`
+	copyKeyOfHeldS = `INSERT INTO idempotency (workspace_id, key, fingerprint, created_at, hash, charge_id, answer) SELECT workspace_id, 'copied-key', fingerprint, created_at, 1, charge_id, answer FROM idempotency WHERE key = '{key:held}'`
 	releaseOfEntry = `SELECT 'le_' || seq FROM entries WHERE type = 'release' AND charge_id = '{released}'`
 )
 
@@ -299,14 +300,17 @@ var corruptions = []corruption{
 	{name: "charge row lost", sqlite: `DELETE FROM charges WHERE id = '{held}'`,
 		code: ledger.ViolationEntryUnknownCharge, id: holdOf + `'{held}'`},
 	{name: "stored answer names another charge",
-		sqlite:   `UPDATE idempotency SET result = json_set(result, '$.charge.id', 'ch_gone') WHERE key = '{key:captured}'`,
+		// The binary answer: its version byte, then the charge id (29
+		// bytes, one length byte before it), then the rest.
+		sqlite:   `UPDATE idempotency SET charge_id = 'ch_gone', answer = CAST(X'0107' || CAST('ch_gone' AS BLOB) || substr(answer, 32) AS BLOB) WHERE key = '{key:captured}'`,
 		postgres: `UPDATE idempotency SET result = jsonb_set(result, '{charge,id}', '"ch_gone"') WHERE key = '{key:captured}'`,
 		code:     ledger.ViolationIdemUnknownCharge, id: "{key:captured}"},
 	{name: "stored answer differs",
-		sqlite:   `UPDATE idempotency SET result = json_set(result, '$.charge.cost', 999) WHERE key = '{key:released}'`,
+		// (The answer is binary: the charge it names is changed instead.)
+		sqlite:   `UPDATE charges SET created_at = created_at + 1 WHERE id = '{released}'`,
 		postgres: `UPDATE idempotency SET result = jsonb_set(result, '{charge,cost}', '999') WHERE key = '{key:released}'`,
 		code:     ledger.ViolationIdemAnswer, id: "{key:released}"},
-	{name: "two keys name one charge", sqlite: copyKeyOfHeld,
+	{name: "two keys name one charge", sqlite: copyKeyOfHeldS, postgres: copyKeyOfHeld,
 		code: ledger.ViolationIdemSharedCharge, id: "{held}"},
 	{name: "recent charge without its key", sqlite: `DELETE FROM idempotency WHERE key = '{key:expired}'`,
 		code: ledger.ViolationChargeNoIdempotency, id: "{expired}"},

@@ -2,6 +2,7 @@ package sqlite
 
 import (
 	"encoding/binary"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"sort"
@@ -24,9 +25,9 @@ const recordVersion = 1
 type record struct {
 	Batch   uint64
 	Changes *ledger.Changes
-	// Results holds each idempotency record's answer as JSON, in the order
-	// of Changes.Idempotency: the table stores that text, so it is encoded
-	// once, on the writer, and not again when materialized.
+	// Results holds each idempotency record's answer (appendAnswer), in
+	// the order of Changes.Idempotency: the table stores those bytes, so
+	// it is encoded once, on the writer, and not again when materialized.
 	Results [][]byte
 }
 
@@ -344,6 +345,68 @@ func decodeRecord(b []byte) (*record, error) {
 		return nil, fmt.Errorf("journal record: %d bytes left over", len(d.b))
 	}
 	return r, nil
+}
+
+// An idempotency record's stored answer. A hold's (a charge and the
+// balance after it: almost every one) is binary, answerCharge then the
+// charge and the balance, about a quarter of its JSON: the answer is most
+// of an idempotency row, and a smaller row is fewer pages to write. Any
+// other answer (a refusal) is JSON, as every answer was before migration 7:
+// JSON starts with '{', never with answerCharge.
+const answerCharge = 1
+
+func appendAnswer(b []byte, r *ledger.ChargeResult) ([]byte, error) {
+	if r.Charge == nil || r.Balance == nil || r.Err != nil {
+		j, err := json.Marshal(r)
+		return append(b, j...), err
+	}
+	e := encoder{b: append(b, answerCharge)}
+	e.charge(r.Charge)
+	x := r.Balance
+	e.str(x.WorkspaceID)
+	e.str(x.Plan)
+	e.int(x.MonthlyCredits)
+	e.int(x.Granted)
+	e.int(x.Available)
+	e.int(x.Held)
+	e.int(x.Used)
+	e.time(x.CycleStart)
+	e.time(x.CycleEnd)
+	return e.b, nil
+}
+
+// decodeAnswer is appendAnswer's inverse.
+func decodeAnswer(b []byte) (ledger.ChargeResult, error) {
+	var r ledger.ChargeResult
+	if len(b) == 0 || b[0] != answerCharge {
+		return r, json.Unmarshal(b, &r)
+	}
+	d := decoder{b: b[1:]}
+	c := d.charge()
+	x := credits.Balance{WorkspaceID: d.str(), Plan: d.str(), MonthlyCredits: d.int(), Granted: d.int(),
+		Available: d.int(), Held: d.int(), Used: d.int(), CycleStart: d.time(), CycleEnd: d.time()}
+	if d.err != nil {
+		return r, fmt.Errorf("stored answer: %w", d.err)
+	}
+	if len(d.b) != 0 {
+		return r, fmt.Errorf("stored answer: %d bytes left over", len(d.b))
+	}
+	r.Charge, r.Balance = &c, &x
+	return r, nil
+}
+
+// answerChargeID is the id of the charge an answer holds, if any.
+func answerChargeID(b []byte) (string, error) {
+	if len(b) > 0 && b[0] == answerCharge {
+		d := decoder{b: b[1:]}
+		id := d.str()
+		return id, d.err
+	}
+	r, err := decodeAnswer(b)
+	if err != nil || r.Charge == nil {
+		return "", err
+	}
+	return r.Charge.ID, nil
 }
 
 func entryID(seq int64) string { return "le_" + strconv.FormatInt(seq, 10) }

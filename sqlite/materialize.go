@@ -328,7 +328,7 @@ var (
 	// stored before is either still live (then the engine answered from
 	// it and wrote nothing) or past its lifetime (then the new row is the
 	// newest, which lookups take).
-	bulkIdem = bulk{`INSERT INTO idempotency (workspace_id, key, fingerprint, created_at, result, hash) VALUES `, ``, 6}
+	bulkIdem = bulk{`INSERT INTO idempotency (workspace_id, key, fingerprint, created_at, hash, charge_id, answer) VALUES `, ``, 7}
 )
 
 const (
@@ -470,7 +470,12 @@ func (s *Store) materialize(ctx context.Context, window []*record) error {
 	if len(m.idem) > 0 {
 		args = args[:0]
 		for _, r := range m.idem {
-			args = append(args, r.rec.WorkspaceID, r.rec.Key, r.rec.Fingerprint, micros(r.rec.CreatedAt), string(r.result), idemHash(r.rec.WorkspaceID, r.rec.Key))
+			id, err := answerChargeID(r.result)
+			if err != nil {
+				return fmt.Errorf("idempotency key %q: %w", r.rec.Key, err)
+			}
+			args = append(args, r.rec.WorkspaceID, r.rec.Key, r.rec.Fingerprint, micros(r.rec.CreatedAt),
+				idemHash(r.rec.WorkspaceID, r.rec.Key), emptyNull(id), r.result)
 		}
 		if err := w.exec(ctx, bulkIdem, args); err != nil {
 			return fmt.Errorf("idempotency keys: %w", err)

@@ -53,7 +53,12 @@ func BenchmarkMaterialize(b *testing.B) {
 				Status: credits.StatusHeld, CreatedAt: now, ExpiresAt: now.Add(time.Hour)}
 			hold := credits.Entry{Seq: seq, WorkspaceID: id, At: now, Type: "hold", Amount: -1, AvailableAfter: cy.Available, ChargeID: ch.ID, Operation: ch.Operation}
 			seq++
-			res := []byte(fmt.Sprintf(`{"charge":{"id":%q,"workspace_id":%q,"operation":"content_rewrite","quantity":1,"cost":1,"status":"held","member_id":null,"metadata":null,"created_at":"2026-01-01T00:00:00Z","expires_at":"2026-01-01T01:00:00Z"},"balance":{"workspace_id":%q,"plan":"pro","monthly_credits":5000,"granted":1099511627776,"available":%d,"held":%d,"used":0,"cycle_start":"2026-01-01T00:00:00Z","cycle_end":"2026-02-01T00:00:00Z"}}`, ch.ID, id, id, cy.Available, cy.Held))
+			bal := credits.Balance{WorkspaceID: id, Plan: "pro", MonthlyCredits: 5000, Granted: cy.Granted, Available: cy.Available, Held: cy.Held,
+				Used: cy.Used, CycleStart: cy.Start, CycleEnd: cy.End}
+			res, err := appendAnswer(nil, &ledger.ChargeResult{Charge: &ch, Balance: &bal})
+			if err != nil {
+				b.Fatal(err)
+			}
 			batch++
 			out = append(out, &record{Batch: batch, Changes: &ledger.Changes{
 				Cycles: []ledger.CycleRow{{WorkspaceID: id, Cycle: cy}}, NewCharges: []credits.Charge{ch}, Entries: []credits.Entry{hold},

@@ -3,7 +3,6 @@ package sqlite
 import (
 	"context"
 	"database/sql"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"sort"
@@ -70,7 +69,7 @@ const (
 	// Both walk the charges_held index in expiry order.
 	qDue       = `SELECT ` + chargeCols + ` FROM charges INDEXED BY charges_held WHERE status = 'held' AND expires_at <= ? AND workspace_id = ? ORDER BY expires_at, id`
 	qNextAfter = `SELECT expires_at FROM charges INDEXED BY charges_held WHERE status = 'held' AND expires_at > ? AND workspace_id = ? ORDER BY expires_at LIMIT 1`
-	qIdem      = `SELECT fingerprint, created_at, result FROM idempotency WHERE hash = ? AND workspace_id = ? AND key = ? ORDER BY seq DESC LIMIT 1`
+	qIdem      = `SELECT fingerprint, created_at, answer FROM idempotency WHERE hash = ? AND workspace_id = ? AND key = ? ORDER BY seq DESC LIMIT 1`
 )
 
 // account reads a workspace and its current cycle: the overlay first, the
@@ -245,8 +244,8 @@ func (t *tx) Idempotency(ctx context.Context, keys []ledger.IdemKey) (map[ledger
 			return nil, err
 		}
 		r.WorkspaceID, r.Key, r.CreatedAt = k.WorkspaceID, k.Key, fromMicros(created)
-		if err := json.Unmarshal(result, &r.Result); err != nil {
-			return nil, err
+		if r.Result, err = decodeAnswer(result); err != nil {
+			return nil, fmt.Errorf("idempotency key %q: %w", k.Key, err)
 		}
 		out[k] = r
 	}
@@ -279,7 +278,7 @@ func (t *tx) Write(ctx context.Context, c *ledger.Changes) error {
 	}
 	results := make([][]byte, len(c.Idempotency))
 	for i := range c.Idempotency {
-		b, err := json.Marshal(c.Idempotency[i].Result)
+		b, err := appendAnswer(nil, &c.Idempotency[i].Result)
 		if err != nil {
 			return err
 		}

@@ -3,7 +3,6 @@ package sqlite
 import (
 	"context"
 	"database/sql"
-	"encoding/json"
 	"fmt"
 
 	"github.com/credits-dev/credits"
@@ -215,9 +214,8 @@ func (s *groupStream[T]) Close() error { return nil }
 func (w *snapshot) IdempotencyCharges(ctx context.Context, ws string) (ledger.Stream[ledger.IdemRecord], error) {
 	if w.idem == nil {
 		w.idem = &groupCursor[ledger.IdemRecord]{key: func(r ledger.IdemRecord) string { return r.WorkspaceID }}
-		err := w.idem.open(ctx, w.tx, scanIdemCharge, `SELECT workspace_id, key, fingerprint, created_at, result, charge_id FROM (
-			SELECT *, json_extract(result, '$.charge.id') AS charge_id FROM idempotency)
-			WHERE charge_id IS NOT NULL ORDER BY workspace_id, charge_id, key`)
+		err := w.idem.open(ctx, w.tx, scanIdemCharge, `SELECT workspace_id, key, fingerprint, created_at, answer, charge_id
+			FROM idempotency WHERE charge_id IS NOT NULL ORDER BY workspace_id, charge_id, key`)
 		if err != nil {
 			return nil, err
 		}
@@ -228,16 +226,18 @@ func (w *snapshot) IdempotencyCharges(ctx context.Context, ws string) (ledger.St
 func scanIdemCharge(rows *sql.Rows) (ledger.IdemRecord, error) {
 	var r ledger.IdemRecord
 	var created int64
-	var result, chargeID string
-	if err := rows.Scan(&r.WorkspaceID, &r.Key, &r.Fingerprint, &created, &result, &chargeID); err != nil {
+	var answer []byte
+	var chargeID string
+	if err := rows.Scan(&r.WorkspaceID, &r.Key, &r.Fingerprint, &created, &answer, &chargeID); err != nil {
 		return r, err
 	}
 	r.CreatedAt = fromMicros(created)
-	if err := json.Unmarshal([]byte(result), &r.Result); err != nil {
+	var err error
+	if r.Result, err = decodeAnswer(answer); err != nil {
 		return r, fmt.Errorf("idempotency key %q: %w", r.Key, err)
 	}
 	if r.Result.Charge == nil || r.Result.Charge.ID != chargeID {
-		return r, fmt.Errorf("idempotency key %q: unreadable answer", r.Key)
+		return r, fmt.Errorf("idempotency key %q: its answer does not hold charge %s", r.Key, chargeID)
 	}
 	return r, nil
 }
