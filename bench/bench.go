@@ -288,6 +288,9 @@ type Result struct {
 	// CPUusPerPair is the CPU this process used during the row (clients,
 	// server and engine alike: they share it) per pair; see processCPU.
 	CPUusPerPair float64 `json:"cpu_us_per_pair,omitempty"`
+	// CommandsPerBatch is the in-process engine's mean batch during the
+	// row: commands committed per transaction (or journal write).
+	CommandsPerBatch float64 `json:"commands_per_batch,omitempty"`
 	// Reference is the row this one is compared with ("" for a
 	// reference); Ratio is PairsPerSec over the reference's (0: it did not
 	// run).

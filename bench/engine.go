@@ -25,7 +25,8 @@ type engineTarget struct {
 		Close() error
 	}
 	ids    []string
-	schema *pgSchema // PostgreSQL: dropped on Close
+	schema *pgSchema    // PostgreSQL: dropped on Close
+	setup  ledger.Stats // the writer's counters before the load
 }
 
 func newEngineTarget(ctx context.Context, cfg *Config, s scenario, tmp string, ids []string) (_ *engineTarget, err error) {
@@ -65,7 +66,18 @@ func newEngineTarget(ctx context.Context, cfg *Config, s scenario, tmp string, i
 	if err != nil {
 		return nil, fmt.Errorf("creating workspaces: %w", err)
 	}
+	t.setup = t.engine.Stats()
 	return t, nil
+}
+
+// Finish reports how many commands the writer committed together, on
+// average, during the load: group commit at work.
+func (t *engineTarget) Finish(ctx context.Context, res *Result) error {
+	s := t.engine.Stats()
+	if b := s.Batches - t.setup.Batches; b > 0 {
+		res.CommandsPerBatch = float64(s.Commands-t.setup.Commands) / float64(b)
+	}
+	return nil
 }
 
 func (t *engineTarget) Pair(ctx context.Context, workspaceID, key string) error {

@@ -121,7 +121,11 @@ func (r *Report) WriteTable(w io.Writer) error {
 			fmt.Fprintf(w, "%s: %d pairs failed; first: %s\n", res.Scenario, res.Errors, res.FirstError)
 		}
 		if res.CPUusPerPair > 0 {
-			fmt.Fprintf(w, "%s: %s of CPU per pair (this process: callers, server and engine)\n", res.Scenario, fmtMicros(res.CPUusPerPair))
+			fmt.Fprintf(w, "%s: %s of CPU per pair (this process: callers, server and engine)", res.Scenario, fmtMicros(res.CPUusPerPair))
+			if res.CommandsPerBatch > 0 {
+				fmt.Fprintf(w, "; %.1f commands per batch", res.CommandsPerBatch)
+			}
+			fmt.Fprintln(w)
 		}
 		if res.Streams > 0 {
 			fmt.Fprintf(w, "%s: %d balance streams open on the workspace; %d received the final balance\n", res.Scenario, res.Streams, res.StreamsFinal)
