@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"runtime"
 	"sort"
 	"strings"
 	"sync"
@@ -366,6 +367,13 @@ func (w *bulkWriter) exec(ctx context.Context, b bulk, args []any) error {
 				st.Close()
 				return err
 			}
+			// A window is tens of milliseconds of SQLite on this
+			// goroutine, and Go preempts it only every 10 ms: yielding
+			// after each statement lets the engine's writer, whose fsync
+			// just returned, answer its callers now. credits bench p99,
+			// 3 runs each: 18.4-21.7 ms against 26.5-29.8 (many), 13.1-17.1
+			// against 22.5-23.4 (hot).
+			runtime.Gosched()
 			args = args[n*b.cols:]
 		}
 		st.Close()
