@@ -3,10 +3,12 @@ package sqlite
 import (
 	"bytes"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 
@@ -167,4 +169,52 @@ func TestJournalTornTail(t *testing.T) {
 	if err := readJournal(dir, read); err == nil {
 		t.Fatal("a torn record before the last file was read as the end")
 	}
+}
+
+// A move to a new file that fails (here: its spare could not be made)
+// fails that one write and leaves the journal as it was: the next write
+// moves on, and reading gives every record written but the failed one.
+func TestJournalRotationFailure(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "j")
+	j, err := openJournal(dir, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	payload := bytes.Repeat([]byte("x"), 100_000)
+	b := uint64(1)
+	for ; j.size+8+int64(len(payload)) <= j.cap; b++ { // fill the first file
+		binary.LittleEndian.PutUint64(payload, b)
+		if err := j.append(b, payload); err != nil {
+			t.Fatal(err)
+		}
+	}
+	<-j.spare // the zeroed spare, replaced by one that failed
+	failed := make(chan spareFile, 1)
+	failed <- spareFile{err: errors.New("disk full")}
+	j.spare = failed
+	binary.LittleEndian.PutUint64(payload, b)
+	if err := j.append(b, payload); err == nil || !strings.Contains(err.Error(), "disk full") {
+		t.Fatalf("write needing a new file without one: %v", err)
+	}
+	if segs, _ := listSegments(dir); len(segs) != 1 || j.broken != nil {
+		t.Fatalf("after the failure: %d files, broken %v", len(segs), j.broken)
+	}
+	if err := j.append(b, payload); err != nil { // the batch number again: it was never written
+		t.Fatalf("the next write: %v", err)
+	}
+	if segs, _ := listSegments(dir); len(segs) != 2 {
+		t.Fatalf("after the retry: %d files, want 2", len(segs))
+	}
+	var seen uint64
+	err = readJournal(dir, func(p []byte) error {
+		seen++
+		if got := binary.LittleEndian.Uint64(p); got != seen {
+			return fmt.Errorf("record %d holds batch %d", seen, got)
+		}
+		return nil
+	})
+	if err != nil || seen != b {
+		t.Fatalf("read %d records (want %d): %v", seen, b, err)
+	}
+	j.close(false)
 }
