@@ -99,16 +99,8 @@ func TestJournalSegments(t *testing.T) {
 	if len(segs) != 3 || segs[0].first != 1 {
 		t.Fatalf("segments %+v, want 3 starting at batch 1", segs)
 	}
-	var seen uint64
-	err = readJournal(dir, func(p []byte) error {
-		seen++
-		if got := binary.LittleEndian.Uint64(p); got != seen {
-			return fmt.Errorf("record %d holds batch %d", seen, got)
-		}
-		return nil
-	})
-	if err != nil || seen != n {
-		t.Fatalf("read %d records, %v", seen, err)
+	if seen := readNumbered(t, dir); seen != n {
+		t.Fatalf("read %d records, want %d", seen, n)
 	}
 	// A file goes once all of it is materialized, and not before.
 	if err := j.release(segs[1].first); err != nil {
@@ -205,16 +197,26 @@ func TestJournalRotationFailure(t *testing.T) {
 	if segs, _ := listSegments(dir); len(segs) != 2 {
 		t.Fatalf("after the retry: %d files, want 2", len(segs))
 	}
+	if seen := readNumbered(t, dir); seen != b {
+		t.Fatalf("read %d records, want %d", seen, b)
+	}
+	j.close(false)
+}
+
+// readNumbered reads a journal whose records start with their batch
+// number, checks they run 1, 2, 3, … and returns how many there are.
+func readNumbered(t *testing.T, dir string) uint64 {
+	t.Helper()
 	var seen uint64
-	err = readJournal(dir, func(p []byte) error {
+	err := readJournal(dir, func(p []byte) error {
 		seen++
 		if got := binary.LittleEndian.Uint64(p); got != seen {
 			return fmt.Errorf("record %d holds batch %d", seen, got)
 		}
 		return nil
 	})
-	if err != nil || seen != b {
-		t.Fatalf("read %d records (want %d): %v", seen, b, err)
+	if err != nil {
+		t.Fatal(err)
 	}
-	j.close(false)
+	return seen
 }
