@@ -92,6 +92,23 @@ func (t *tx) send(ctx context.Context, b *pgx.Batch) (pgx.BatchResults, error) {
 	return br, nil
 }
 
+// query sends one statement (after BEGIN, if it is the first) and returns
+// its rows; closing br ends the round trip.
+func (t *tx) query(ctx context.Context, sql string, args ...any) (pgx.Rows, pgx.BatchResults, error) {
+	b := &pgx.Batch{}
+	b.Queue(sql, args...)
+	br, err := t.send(ctx, b)
+	if err != nil {
+		return nil, nil, err
+	}
+	rows, err := br.Query()
+	if err != nil {
+		br.Close()
+		return nil, nil, err
+	}
+	return rows, br, nil
+}
+
 // Commit sends the writes and the COMMIT in one round trip, then announces
 // the changed balances. The NOTIFY is not part of the batch's transaction:
 // PostgreSQL serializes the commits of transactions that notify, which would
@@ -247,17 +264,11 @@ func (t *tx) Charges(ctx context.Context, ids []string) (map[string]credits.Char
 		return out, nil
 	}
 	t.recheck, t.rechecked = nil, nil
-	b := &pgx.Batch{}
-	b.Queue(chargesSQL, ids)
-	br, err := t.send(ctx, b)
+	rows, br, err := t.query(ctx, chargesSQL, ids)
 	if err != nil {
 		return nil, err
 	}
 	defer br.Close()
-	rows, err := br.Query()
-	if err != nil {
-		return nil, err
-	}
 	out, err := collectCharges(rows, len(ids))
 	if err != nil {
 		return nil, err
@@ -286,18 +297,12 @@ func (t *tx) Cycles(ctx context.Context, keys []ledger.CycleKey) (map[ledger.Cyc
 	for i, k := range keys {
 		ws[i], ns[i] = k.WorkspaceID, int32(k.N)
 	}
-	b := &pgx.Batch{}
-	b.Queue(`SELECT c.workspace_id, c.n, c.start_at, c.end_at, c.granted, c.available, c.held, c.used, c.expired
+	rows, br, err := t.query(ctx, `SELECT c.workspace_id, c.n, c.start_at, c.end_at, c.granted, c.available, c.held, c.used, c.expired
 		FROM unnest($1::text[], $2::int[]) AS k(ws, n) CROSS JOIN LATERAL (SELECT * FROM cycles WHERE workspace_id = k.ws AND n = k.n) c`, ws, ns)
-	br, err := t.send(ctx, b)
 	if err != nil {
 		return nil, err
 	}
 	defer br.Close()
-	rows, err := br.Query()
-	if err != nil {
-		return nil, err
-	}
 	defer rows.Close()
 	for rows.Next() {
 		var id string
@@ -352,18 +357,12 @@ func (t *tx) Idempotency(ctx context.Context, keys []ledger.IdemKey) (map[ledger
 	for i, k := range keys {
 		ws[i], ks[i] = k.WorkspaceID, k.Key
 	}
-	b := &pgx.Batch{}
-	b.Queue(`SELECT i.workspace_id, i.key, i.fingerprint, i.created_at, i.result
+	rows, br, err := t.query(ctx, `SELECT i.workspace_id, i.key, i.fingerprint, i.created_at, i.result
 		FROM unnest($1::text[], $2::text[]) AS k(ws, key) CROSS JOIN LATERAL (SELECT * FROM idempotency WHERE workspace_id = k.ws AND key = k.key) i`, ws, ks)
-	br, err := t.send(ctx, b)
 	if err != nil {
 		return nil, err
 	}
 	defer br.Close()
-	rows, err := br.Query()
-	if err != nil {
-		return nil, err
-	}
 	defer rows.Close()
 	for rows.Next() {
 		var r ledger.IdemRecord
