@@ -227,6 +227,16 @@ func (s *Store) Charge(ctx context.Context, id string) (credits.Charge, error) {
 func (s *Store) Entries(ctx context.Context, ws string, before int64, limit int) ([]credits.Entry, error) {
 	if before <= 0 {
 		before = 1<<63 - 1
+	} else {
+		// A cursor names the workspace's last entry of the page before,
+		// as on SQLite, whose ledger pages follow from that entry.
+		var ok bool
+		if err := s.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM entries WHERE seq = $1 AND workspace_id = $2)`, before, ws).Scan(&ok); err != nil {
+			return nil, err
+		}
+		if !ok {
+			return nil, credits.Invalid("cursor", "cursor is not one this server gave for this workspace")
+		}
 	}
 	rows, err := s.pool.Query(ctx, `SELECT seq, workspace_id, cycle, at, type, amount, available_after, charge_id, operation, member_id, reason
 		FROM entries WHERE workspace_id = $1 AND seq < $2 ORDER BY seq DESC LIMIT $3`, ws, before, limit)

@@ -369,25 +369,14 @@ func (s *Store) Charge(ctx context.Context, id string) (credits.Charge, error) {
 // workspace's chain (each entry names the one before it) from its head or
 // from the cursor's entry.
 func (s *Store) Entries(ctx context.Context, ws string, before int64, limit int) ([]credits.Entry, error) {
+	// Where the tables' part of the page starts: -1 for the workspace's
+	// head. Every entry in the tables is older than every entry in the
+	// overlay, so after overlay entries, or from a cursor naming one, it
+	// is the head.
+	start := int64(-1)
 	if before <= 0 {
 		before = 1<<63 - 1
-	}
-	out := s.ov.entries(ws, before, limit)
-	if len(out) == limit {
-		return out, nil
-	}
-	// Where the chain starts. Every entry in the tables is older than
-	// every entry in the overlay, so after overlay entries, or from a
-	// cursor naming one, it is the head. (An entry materialized since the
-	// overlay was read is in both: the walk skips down past it.)
-	var start int64
-	switch {
-	case len(out) > 0:
-		before = out[len(out)-1].Seq
-		start = -1
-	case before == 1<<63-1 || s.ov.hasEntry(ws, before):
-		start = -1
-	default:
+	} else if !s.ov.hasEntry(ws, before) {
 		// The cursor's entry is in the tables (a row leaves the overlay
 		// only after they hold it), and the page goes on from the entry
 		// before it.
@@ -399,6 +388,15 @@ func (s *Store) Entries(ctx context.Context, ws string, before int64, limit int)
 		if err != nil {
 			return nil, err
 		}
+	}
+	out := s.ov.entries(ws, before, limit)
+	if len(out) == limit {
+		return out, nil
+	}
+	if len(out) > 0 {
+		// (An entry materialized since the overlay was read is in both:
+		// the walk skips down past it.)
+		before, start = out[len(out)-1].Seq, -1
 	}
 	if start < 0 {
 		err := s.r.QueryRowContext(ctx, `SELECT seq FROM ledger_heads WHERE workspace_id = ?`, ws).Scan(&start)

@@ -637,6 +637,17 @@ func testLedgerPages(t *testing.T, b *testBundle) {
 	}
 	_, err = b.engine.Ledger(b.ctx, "nope", 10, "")
 	wantCode(t, err, credits.CodeNotFound)
+	// A cursor is its workspace's: one from another workspace's ledger
+	// (or naming no entry) is refused, not read as a position.
+	b.workspace(t, "v", "free")
+	_, err = b.engine.Ledger(b.ctx, "v", 10, *p.NextCursor)
+	if e := wantCode(t, err, credits.CodeInvalidRequest); e.Field != "cursor" {
+		t.Fatalf("another workspace's cursor: field %q", e.Field)
+	}
+	_, err = b.engine.Ledger(b.ctx, "w", 10, "bGU6OTk5OTk5OQ") // le:9999999
+	if e := wantCode(t, err, credits.CodeInvalidRequest); e.Field != "cursor" {
+		t.Fatalf("a cursor naming no entry: field %q", e.Field)
+	}
 	// An exact page boundary has no next page.
 	p3, err := b.engine.Ledger(b.ctx, "w", 61, "")
 	if err != nil || len(p3.Entries) != 61 || p3.NextCursor != nil {
