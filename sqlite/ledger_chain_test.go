@@ -110,3 +110,35 @@ func TestLedgerChainPages(t *testing.T) {
 		t.Fatalf("another workspace's cursor: %v, want invalid_request on cursor", err)
 	}
 }
+
+// Verify's streams come from one sorted cursor per table, read workspace
+// by workspace in order; a workspace asked for out of order is an error,
+// not a silently empty stream.
+func TestSnapshotStreamsInWorkspaceOrder(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	st := openAt(t, filepath.Join(t.TempDir(), "credits.db"))
+	e := newEngine(t, st) // workspace "w", with its grant
+	if _, _, err := e.CreateWorkspace(ctx, ledger.CreateWorkspaceParams{ID: "v", Name: "v"}); err != nil {
+		t.Fatal(err)
+	}
+	err := st.ReadSnapshot(ctx, func(snap ledger.Snapshot) error {
+		for _, ws := range []string{"v", "w"} {
+			s, err := snap.Entries(ctx, ws)
+			if err != nil {
+				return err
+			}
+			page, err := s.Next(ctx)
+			if err != nil || len(page) != 1 || page[0].WorkspaceID != ws || page[0].Type != "grant" {
+				return fmt.Errorf("%s's ledger: %+v %v", ws, page, err)
+			}
+		}
+		if _, err := snap.Entries(ctx, "v"); err == nil {
+			return errors.New("a workspace read again after a later one was given a stream")
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}

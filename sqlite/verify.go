@@ -108,23 +108,20 @@ func scanEntry(rows *sql.Rows, extra ...any) (credits.Entry, error) {
 // workspace: see migrations 6 and 7), which Verify reads workspace by
 // workspace in order.
 func (w *snapshot) Entries(ctx context.Context, ws string) (ledger.Stream[credits.Entry], error) {
-	if w.entries == nil {
-		w.entries = &groupCursor[credits.Entry]{key: entryWorkspace}
-		if err := w.entries.open(ctx, w.tx, scanEntryRow, `SELECT `+entryCols+` FROM entries ORDER BY workspace_id, seq`); err != nil {
-			return nil, err
-		}
+	g, err := openGroup(ctx, w.tx, &w.entries, entryWorkspace, scanEntryRow, `SELECT `+entryCols+` FROM entries ORDER BY workspace_id, seq`)
+	if err != nil {
+		return nil, err
 	}
-	return w.entries.group(ws)
+	return g.group(ws)
 }
 
 func (w *snapshot) ChargeEntries(ctx context.Context, ws string) (ledger.Stream[credits.Entry], error) {
-	if w.chargeEntries == nil {
-		w.chargeEntries = &groupCursor[credits.Entry]{key: entryWorkspace}
-		if err := w.chargeEntries.open(ctx, w.tx, scanEntryRow, `SELECT `+entryCols+` FROM entries WHERE charge_id IS NOT NULL ORDER BY workspace_id, charge_id, seq`); err != nil {
-			return nil, err
-		}
+	g, err := openGroup(ctx, w.tx, &w.chargeEntries, entryWorkspace, scanEntryRow,
+		`SELECT `+entryCols+` FROM entries WHERE charge_id IS NOT NULL ORDER BY workspace_id, charge_id, seq`)
+	if err != nil {
+		return nil, err
 	}
-	return w.chargeEntries.group(ws)
+	return g.group(ws)
 }
 
 func scanEntryRow(rows *sql.Rows) (credits.Entry, error) { return scanEntry(rows) }
@@ -143,13 +140,16 @@ type groupCursor[T any] struct {
 	opened bool
 }
 
-func (g *groupCursor[T]) open(ctx context.Context, tx *sql.Tx, scan func(*sql.Rows) (T, error), query string) error {
-	rows, err := tx.QueryContext(ctx, query)
-	if err != nil {
-		return err
+// openGroup returns *g, running its query the first time.
+func openGroup[T any](ctx context.Context, tx *sql.Tx, g **groupCursor[T], key func(T) string, scan func(*sql.Rows) (T, error), query string) (*groupCursor[T], error) {
+	if *g == nil {
+		rows, err := tx.QueryContext(ctx, query)
+		if err != nil {
+			return nil, err
+		}
+		*g = &groupCursor[T]{rows: rows, scan: scan, key: key}
 	}
-	g.rows, g.scan = rows, scan
-	return nil
+	return *g, nil
 }
 
 func (g *groupCursor[T]) group(ws string) (ledger.Stream[T], error) {
@@ -212,15 +212,13 @@ func (s *groupStream[T]) Next(ctx context.Context) ([]T, error) {
 func (s *groupStream[T]) Close() error { return nil }
 
 func (w *snapshot) IdempotencyCharges(ctx context.Context, ws string) (ledger.Stream[ledger.IdemRecord], error) {
-	if w.idem == nil {
-		w.idem = &groupCursor[ledger.IdemRecord]{key: func(r ledger.IdemRecord) string { return r.WorkspaceID }}
-		err := w.idem.open(ctx, w.tx, scanIdemCharge, `SELECT workspace_id, key, fingerprint, created_at, answer, charge_id
+	g, err := openGroup(ctx, w.tx, &w.idem, func(r ledger.IdemRecord) string { return r.WorkspaceID }, scanIdemCharge,
+		`SELECT workspace_id, key, fingerprint, created_at, answer, charge_id
 			FROM idempotency WHERE charge_id IS NOT NULL ORDER BY workspace_id, charge_id, key`)
-		if err != nil {
-			return nil, err
-		}
+	if err != nil {
+		return nil, err
 	}
-	return w.idem.group(ws)
+	return g.group(ws)
 }
 
 func scanIdemCharge(rows *sql.Rows) (ledger.IdemRecord, error) {
