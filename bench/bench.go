@@ -291,6 +291,12 @@ type Result struct {
 	// CommandsPerBatch is the in-process engine's mean batch during the
 	// row: commands committed per transaction (or journal write).
 	CommandsPerBatch float64 `json:"commands_per_batch,omitempty"`
+	// JournalSync* are the SQLite journal's write+fdatasync times during
+	// the row, one per batch: the wait no caller of a durable store avoids.
+	JournalSyncs     int64   `json:"journal_syncs,omitempty"`
+	JournalSyncP50us float64 `json:"journal_sync_p50_us,omitempty"`
+	JournalSyncP99us float64 `json:"journal_sync_p99_us,omitempty"`
+	JournalSyncMaxUs float64 `json:"journal_sync_max_us,omitempty"`
 	// Reference is the row this one is compared with ("" for a
 	// reference); Ratio is PairsPerSec over the reference's (0: it did not
 	// run).
@@ -552,8 +558,10 @@ func drive(ctx context.Context, cfg *Config, s scenario, t target, ids []string,
 	if s.requests > 0 {
 		res.RequestsPerSec = res.PairsPerSec * float64(s.requests)
 	}
-	us := func(d time.Duration) float64 { return float64(d) / float64(time.Microsecond) }
 	res.P50us, res.P99us, res.P999us = us(all.Percentile(0.50)), us(all.Percentile(0.99)), us(all.Percentile(0.999))
 	res.MaxUs, res.MeanUs = us(all.Max()), us(all.Mean())
 	return res, nil
 }
+
+// us is d in microseconds, as the results hold times.
+func us(d time.Duration) float64 { return float64(d) / float64(time.Microsecond) }

@@ -108,6 +108,13 @@ func checkReport(t *testing.T, rep *Report, want []string) {
 		if strings.HasPrefix(r.Scenario, "http/") != (r.RequestsPerSec > 0) {
 			t.Errorf("%s: requests/s %v", r.Scenario, r.RequestsPerSec)
 		}
+		if engine := strings.HasPrefix(r.Scenario, "engine/"); engine != (r.CommandsPerBatch >= 1) {
+			t.Errorf("%s: %v commands per batch", r.Scenario, r.CommandsPerBatch)
+		}
+		if sqliteEngine := strings.HasPrefix(r.Scenario, "engine/sqlite/"); sqliteEngine != (r.JournalSyncs > 0) ||
+			sqliteEngine && !(r.JournalSyncP50us > 0 && r.JournalSyncP50us <= r.JournalSyncP99us && r.JournalSyncP99us <= r.JournalSyncMaxUs) {
+			t.Errorf("%s: %d journal syncs, p50 %v p99 %v max %v", r.Scenario, r.JournalSyncs, r.JournalSyncP50us, r.JournalSyncP99us, r.JournalSyncMaxUs)
+		}
 	}
 	if !slices.Equal(got, want) {
 		t.Fatalf("rows %q, want %q", got, want)

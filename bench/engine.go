@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"sync"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -27,6 +28,20 @@ type engineTarget struct {
 	ids    []string
 	schema *pgSchema    // PostgreSQL: dropped on Close
 	setup  ledger.Stats // the writer's counters before the load
+	syncs  *syncTimes   // SQLite: each batch's journal write and sync during the load
+}
+
+// syncTimes records the journal's write+fdatasync times (the hook runs on
+// the engine's writer; Finish reads them from another goroutine).
+type syncTimes struct {
+	mu sync.Mutex
+	h  Histogram
+}
+
+func (s *syncTimes) record(d time.Duration) {
+	s.mu.Lock()
+	s.h.Record(d)
+	s.mu.Unlock()
 }
 
 func newEngineTarget(ctx context.Context, cfg *Config, s scenario, tmp string, ids []string) (_ *engineTarget, err error) {
@@ -67,6 +82,10 @@ func newEngineTarget(ctx context.Context, cfg *Config, s scenario, tmp string, i
 		return nil, fmt.Errorf("creating workspaces: %w", err)
 	}
 	t.setup = t.engine.Stats()
+	if st, ok := t.store.(*sqlite.Store); ok {
+		t.syncs = &syncTimes{}
+		st.OnJournalSync(t.syncs.record)
+	}
 	return t, nil
 }
 
@@ -76,6 +95,14 @@ func (t *engineTarget) Finish(ctx context.Context, res *Result) error {
 	s := t.engine.Stats()
 	if b := s.Batches - t.setup.Batches; b > 0 {
 		res.CommandsPerBatch = float64(s.Commands-t.setup.Commands) / float64(b)
+	}
+	if t.syncs != nil {
+		t.syncs.mu.Lock()
+		h := &t.syncs.h
+		res.JournalSyncs = int64(h.Count())
+		res.JournalSyncP50us, res.JournalSyncP99us = us(h.Percentile(0.50)), us(h.Percentile(0.99))
+		res.JournalSyncMaxUs = us(h.Max())
+		t.syncs.mu.Unlock()
 	}
 	return nil
 }

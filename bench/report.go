@@ -127,6 +127,10 @@ func (r *Report) WriteTable(w io.Writer) error {
 			}
 			fmt.Fprintln(w)
 		}
+		if res.JournalSyncs > 0 {
+			fmt.Fprintf(w, "%s: journal write+fdatasync p50 %s, p99 %s, max %s (%d batches)\n", res.Scenario,
+				fmtMicros(res.JournalSyncP50us), fmtMicros(res.JournalSyncP99us), fmtMicros(res.JournalSyncMaxUs), res.JournalSyncs)
+		}
 		if res.Streams > 0 {
 			fmt.Fprintf(w, "%s: %d balance streams open on the workspace; %d received the final balance\n", res.Scenario, res.Streams, res.StreamsFinal)
 		}

@@ -12,6 +12,8 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
+	"time"
 )
 
 // The journal is the store's redo log: an append-only run of files next to
@@ -65,6 +67,10 @@ type journal struct {
 	closed []segment // full segments, oldest first, until materialized
 
 	spare chan spareFile // the next file, zeroed in the background
+
+	// onSync, if set, is told how long each record's write and sync took
+	// (Store.OnJournalSync).
+	onSync atomic.Pointer[func(time.Duration)]
 }
 
 // spareFile is a zeroed file under a temporary name, ready to become the
@@ -267,6 +273,7 @@ func (j *journal) append(batch uint64, payload []byte) error {
 			return err
 		}
 	}
+	start := time.Now()
 	_, err := j.f.WriteAt(j.buf, j.size)
 	if err == nil {
 		err = datasync(j.f)
@@ -274,6 +281,9 @@ func (j *journal) append(batch uint64, payload []byte) error {
 	if err != nil {
 		j.undo(err)
 		return err
+	}
+	if fn := j.onSync.Load(); fn != nil {
+		(*fn)(time.Since(start))
 	}
 	j.size += int64(len(j.buf))
 	j.cur.last = batch

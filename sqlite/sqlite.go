@@ -364,6 +364,17 @@ func (s *Store) Charge(ctx context.Context, id string) (credits.Charge, error) {
 	return c, err
 }
 
+// OnJournalSync has fn told how long each batch's journal write and
+// fdatasync took, on the writer's goroutine (nil: no more). The wait a
+// caller cannot avoid: credits bench reports it.
+func (s *Store) OnJournalSync(fn func(time.Duration)) {
+	if fn == nil {
+		s.j.onSync.Store(nil)
+		return
+	}
+	s.j.onSync.Store(&fn)
+}
+
 // Entries reads a page of a workspace's ledger, newest first: the
 // overlay's entries, then the tables' older ones, following the
 // workspace's chain (each entry names the one before it) from its head or
