@@ -198,13 +198,30 @@ func (t *httpTarget) Close() error {
 // same shape, driven by the same client. Everything the API adds over it is
 // the service's cost.
 type noopTarget struct {
+	*noopHandler
 	c      *client.Client
 	tr     *http.Transport
 	srv    *http.Server
 	served chan error
-	holds  atomic.Int64
-	caps   atomic.Int64
 	pairs  atomic.Int64
+}
+
+// noopHandler answers holds and captures as the API would, doing nothing
+// else; it counts what it served.
+type noopHandler struct {
+	holds atomic.Int64
+	caps  atomic.Int64
+}
+
+// NoopHandler is the HTTP limit's handler, for other benchmarks
+// (httpapi's BenchmarkHTTPPairs) to measure against the same reference.
+func NoopHandler() http.Handler { return (&noopHandler{}).routes() }
+
+func (h *noopHandler) routes() *http.ServeMux {
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /v1/workspaces/{id}/charges", h.hold)
+	mux.HandleFunc("POST /v1/charges/{id}/capture", h.capture)
+	return mux
 }
 
 func newNoopTarget(ctx context.Context, cfg *Config) (*noopTarget, error) {
@@ -212,11 +229,8 @@ func newNoopTarget(ctx context.Context, cfg *Config) (*noopTarget, error) {
 	if err != nil {
 		return nil, err
 	}
-	t := &noopTarget{served: make(chan error, 1)}
-	mux := http.NewServeMux()
-	mux.HandleFunc("POST /v1/workspaces/{id}/charges", t.hold)
-	mux.HandleFunc("POST /v1/charges/{id}/capture", t.capture)
-	t.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second}
+	t := &noopTarget{noopHandler: &noopHandler{}, served: make(chan error, 1)}
+	t.srv = &http.Server{Handler: t.routes(), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second}
 	go func() { t.served <- t.srv.Serve(ln) }()
 	t.c, t.tr = newHTTPClient("http://"+ln.Addr().String(), randomKey(), cfg.Workers)
 	return t, nil
@@ -232,7 +246,7 @@ type noopHoldRequest struct {
 	Metadata    map[string]string `json:"metadata,omitempty"`
 }
 
-func (t *noopTarget) hold(w http.ResponseWriter, r *http.Request) {
+func (h *noopHandler) hold(w http.ResponseWriter, r *http.Request) {
 	var req noopHoldRequest
 	dec := json.NewDecoder(io.LimitReader(r.Body, 1<<20))
 	dec.DisallowUnknownFields()
@@ -240,16 +254,16 @@ func (t *noopTarget) hold(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, `{"code":"invalid_request"}`, http.StatusBadRequest)
 		return
 	}
-	t.holds.Add(1)
+	h.holds.Add(1)
 	noopAnswer(w, http.StatusCreated, r.PathValue("id"), "noop_"+r.Header.Get("Idempotency-Key"), credits.StatusHeld)
 }
 
-func (t *noopTarget) capture(w http.ResponseWriter, r *http.Request) {
+func (h *noopHandler) capture(w http.ResponseWriter, r *http.Request) {
 	if _, err := io.Copy(io.Discard, io.LimitReader(r.Body, 1<<20)); err != nil {
 		http.Error(w, `{"code":"invalid_request"}`, http.StatusBadRequest)
 		return
 	}
-	t.caps.Add(1)
+	h.caps.Add(1)
 	noopAnswer(w, http.StatusOK, "ws", r.PathValue("id"), credits.StatusCaptured)
 }
 

@@ -2,9 +2,7 @@ package httpapi_test
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
-	"io"
 	"net"
 	"net/http"
 	"path/filepath"
@@ -16,6 +14,7 @@ import (
 
 	"github.com/credits-dev/credits"
 	"github.com/credits-dev/credits/auth"
+	"github.com/credits-dev/credits/bench"
 	"github.com/credits-dev/credits/client"
 	"github.com/credits-dev/credits/httpapi"
 	"github.com/credits-dev/credits/ledger"
@@ -96,46 +95,10 @@ func startBenchAPI(b *testing.B) benchTarget {
 	return benchTarget{c: benchClient(b, base, k.Secret), ws: "hot"}
 }
 
-// startBenchNoop is the bench's no-op reference (bench/http.go): it decodes
-// the hold's body and answers a charge of the same shape.
+// startBenchNoop is credits bench's no-op reference: it decodes the hold's
+// body and answers a charge of the same shape.
 func startBenchNoop(b *testing.B) benchTarget {
-	type holdRequest struct {
-		Operation   string            `json:"operation"`
-		Quantity    int64             `json:"quantity,omitempty"`
-		MemberID    *string           `json:"member_id,omitempty"`
-		Capture     bool              `json:"capture,omitempty"`
-		HoldSeconds int64             `json:"hold_seconds,omitempty"`
-		Metadata    map[string]string `json:"metadata,omitempty"`
-	}
-	answer := func(w http.ResponseWriter, status int, ws, id, st string) {
-		now := time.Now().UTC()
-		v := credits.ChargeView{
-			Charge: credits.Charge{ID: id, WorkspaceID: ws, Operation: "content_rewrite", Quantity: 1, Cost: 1,
-				Status: st, Metadata: map[string]string{}, CreatedAt: now, ExpiresAt: now.Add(15 * time.Minute)},
-			Balance: &credits.Balance{WorkspaceID: ws, Plan: "bench", MonthlyCredits: credits.MaxCost,
-				Granted: credits.MaxCost, Available: credits.MaxCost - 1, Used: 1, CycleStart: now, CycleEnd: now.AddDate(0, 1, 0)},
-		}
-		data, _ := json.Marshal(v)
-		w.Header().Set("Content-Type", "application/json")
-		w.WriteHeader(status)
-		_, _ = w.Write(data)
-	}
-	mux := http.NewServeMux()
-	mux.HandleFunc("POST /v1/workspaces/{id}/charges", func(w http.ResponseWriter, r *http.Request) {
-		var req holdRequest
-		dec := json.NewDecoder(io.LimitReader(r.Body, 1<<20))
-		dec.DisallowUnknownFields()
-		if err := dec.Decode(&req); err != nil || r.Header.Get("Idempotency-Key") == "" {
-			http.Error(w, `{"code":"invalid_request"}`, http.StatusBadRequest)
-			return
-		}
-		answer(w, http.StatusCreated, r.PathValue("id"), "noop_"+r.Header.Get("Idempotency-Key"), credits.StatusHeld)
-	})
-	mux.HandleFunc("POST /v1/charges/{id}/capture", func(w http.ResponseWriter, r *http.Request) {
-		_, _ = io.Copy(io.Discard, io.LimitReader(r.Body, 1<<20))
-		answer(w, http.StatusOK, "ws", r.PathValue("id"), credits.StatusCaptured)
-	})
-	return benchTarget{c: benchClient(b, benchServer(b, mux), "noop-secret"), ws: "hot"}
+	return benchTarget{c: benchClient(b, benchServer(b, bench.NoopHandler()), "noop-secret"), ws: "hot"}
 }
 
 func processCPU() time.Duration {

@@ -19,6 +19,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/credits-dev/credits/internal/pgtest"
+	"github.com/credits-dev/credits/internal/testserver"
 )
 
 // These tests run the real binary on PostgreSQL: two instances sharing one
@@ -59,22 +60,7 @@ func (a answer) String() string {
 // newRequest makes an admin request; hdr holds header name, value pairs.
 func newRequest(t *testing.T, method, url, body string, hdr ...string) *http.Request {
 	t.Helper()
-	var r io.Reader
-	if body != "" {
-		r = strings.NewReader(body)
-	}
-	req, err := http.NewRequest(method, url, r)
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Header.Set("Authorization", "Bearer "+testAdminKey)
-	if body != "" {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	for i := 0; i+1 < len(hdr); i += 2 {
-		req.Header.Set(hdr[i], hdr[i+1])
-	}
-	return req
+	return testserver.NewRequest(t, method, url, testAdminKey, body, hdr...)
 }
 
 // send sends req and reads the whole answer; it never fails the test.
