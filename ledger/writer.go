@@ -104,6 +104,7 @@ func (e *Engine) runBatch(batch []request) ([]result, []credits.Balance, error) 
 	defer tx.Rollback() //nolint:errcheck // after Commit it is a no-op
 
 	s := newState(e.now(), &e.cat, newID)
+	s.entries = make([]credits.Entry, 0, len(batch)) // most commands write one
 	if err := e.load(ctx, tx, s, batch); err != nil {
 		return nil, nil, err
 	}
@@ -111,7 +112,8 @@ func (e *Engine) runBatch(batch []request) ([]result, []credits.Balance, error) 
 	for i, r := range batch {
 		results[i] = r.cmd.apply(s)
 	}
-	ch := s.changes()
+	dirty := sortedKeys(s.dirtyAcc)
+	ch := s.changesOf(dirty)
 	if ch.Empty() {
 		return results, nil, nil
 	}
@@ -126,8 +128,8 @@ func (e *Engine) runBatch(batch []request) ([]result, []credits.Balance, error) 
 	if e.cache != nil {
 		e.cache.committed(s)
 	}
-	var changed []credits.Balance
-	for _, id := range sortedKeys(s.dirtyAcc) {
+	changed := make([]credits.Balance, 0, len(dirty))
+	for _, id := range dirty {
 		changed = append(changed, s.balance(s.accounts[id]))
 	}
 	return results, changed, nil

@@ -244,13 +244,19 @@ func (s *Store) runMaterializer() {
 	}
 }
 
-// merged is a window's rows, the newest version of each.
+// merged is a window's rows, the newest version of each (entries are not
+// merged: each is new, and materialize reads them from the records).
+//
+// The materializer keeps one and fills it again for each window: cleared
+// maps keep their room, so a window allocates none (made anew, they were a
+// twentieth of the engine's allocations). They are bounded by
+// maxWindowItems rows.
 type merged struct {
 	workspaces map[string]ledger.Account
 	cycles     map[ledger.CycleKey]credits.Cycle
 	charges    map[string]credits.Charge
-	entries    []credits.Entry
 	idem       map[ledger.IdemKey]idemRow
+	entries    int
 }
 
 type idemRow struct {
@@ -258,23 +264,18 @@ type idemRow struct {
 	result []byte
 }
 
-func merge(window []*record) *merged {
-	var nws, ncy, nch, nen, nid int
-	for _, r := range window {
-		c := r.Changes
-		nws += len(c.NewWorkspaces) + len(c.Accounts)
-		ncy += len(c.Cycles)
-		nch += len(c.NewCharges) + len(c.Charges)
-		nen += len(c.Entries)
-		nid += len(c.Idempotency)
+func (m *merged) fill(window []*record) {
+	if m.workspaces == nil {
+		m.workspaces = map[string]ledger.Account{}
+		m.cycles = map[ledger.CycleKey]credits.Cycle{}
+		m.charges = map[string]credits.Charge{}
+		m.idem = map[ledger.IdemKey]idemRow{}
 	}
-	m := &merged{
-		workspaces: make(map[string]ledger.Account, nws),
-		cycles:     make(map[ledger.CycleKey]credits.Cycle, ncy),
-		charges:    make(map[string]credits.Charge, nch),
-		entries:    make([]credits.Entry, 0, nen),
-		idem:       make(map[ledger.IdemKey]idemRow, nid),
-	}
+	clear(m.workspaces)
+	clear(m.cycles)
+	clear(m.charges)
+	clear(m.idem)
+	m.entries = 0
 	for _, r := range window {
 		c := r.Changes
 		for _, a := range c.NewWorkspaces {
@@ -292,12 +293,11 @@ func merge(window []*record) *merged {
 		for _, ch := range c.Charges {
 			m.charges[ch.ID] = ch
 		}
-		m.entries = append(m.entries, c.Entries...)
+		m.entries += len(c.Entries)
 		for i, k := range c.Idempotency {
 			m.idem[ledger.IdemKey{WorkspaceID: k.WorkspaceID, Key: k.Key}] = idemRow{k, r.Results[i]}
 		}
 	}
-	return m
 }
 
 // A bulk statement writes many rows at once: one statement of 64 rows
@@ -386,7 +386,8 @@ func (w *bulkWriter) exec(ctx context.Context, b bulk, args []any) error {
 func (s *Store) materialize(ctx context.Context, window []*record) error {
 	ctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
-	m := merge(window)
+	m := &s.merged
+	m.fill(window)
 	tx, err := s.w.BeginTx(ctx, nil)
 	if err != nil {
 		return err
@@ -443,26 +444,29 @@ func (s *Store) materialize(ctx context.Context, window []*record) error {
 		}
 	}
 	var heads map[string]int64 // the window's workspaces' newest entries
-	if len(m.entries) > 0 {
-		heads = make(map[string]int64, min(len(m.entries), 1024))
+	if m.entries > 0 {
+		heads = make(map[string]int64, min(m.entries, 1024))
 		head := tx.StmtContext(ctx, s.stmts.m[qLedgerHead])
 		defer head.Close()
 		args = args[:0]
-		for _, e := range m.entries {
-			prev, ok := heads[e.WorkspaceID]
-			if !ok {
-				if prev, ok = s.heads[e.WorkspaceID]; !ok {
-					if err := head.QueryRowContext(ctx, e.WorkspaceID).Scan(&prev); err != nil && err != sql.ErrNoRows {
-						return fmt.Errorf("ledger head of %s: %w", e.WorkspaceID, err)
+		for _, r := range window {
+			for i := range r.Changes.Entries {
+				e := &r.Changes.Entries[i]
+				prev, ok := heads[e.WorkspaceID]
+				if !ok {
+					if prev, ok = s.heads[e.WorkspaceID]; !ok {
+						if err := head.QueryRowContext(ctx, e.WorkspaceID).Scan(&prev); err != nil && err != sql.ErrNoRows {
+							return fmt.Errorf("ledger head of %s: %w", e.WorkspaceID, err)
+						}
 					}
 				}
+				if prev >= e.Seq {
+					return fmt.Errorf("entry %d of %s follows entry %d: the ledger would go back", e.Seq, e.WorkspaceID, prev)
+				}
+				heads[e.WorkspaceID] = e.Seq
+				args = append(args, e.Seq, e.WorkspaceID, e.Cycle, micros(e.At), e.Type, e.Amount, e.AvailableAfter,
+					emptyNull(e.ChargeID), emptyNull(e.Operation), emptyNull(e.MemberID), emptyNull(e.Reason), prev)
 			}
-			if prev >= e.Seq {
-				return fmt.Errorf("entry %d of %s follows entry %d: the ledger would go back", e.Seq, e.WorkspaceID, prev)
-			}
-			heads[e.WorkspaceID] = e.Seq
-			args = append(args, e.Seq, e.WorkspaceID, e.Cycle, micros(e.At), e.Type, e.Amount, e.AvailableAfter,
-				emptyNull(e.ChargeID), emptyNull(e.Operation), emptyNull(e.MemberID), emptyNull(e.Reason), prev)
 		}
 		if err := w.exec(ctx, bulkEntries, args); err != nil {
 			return fmt.Errorf("entries: %w", err)

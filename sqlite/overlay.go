@@ -36,7 +36,20 @@ type pendingWS struct {
 	charges map[string]ver[credits.Charge]
 	idem    map[string]ver[ledger.IdemRecord]
 	entries []credits.Entry // ascending seq
+	// big: one of its maps grew past a few rows, so it is not kept for
+	// reuse (a cleared map keeps its size).
+	big bool
 }
+
+// smallMap is the most rows a reused pendingWS's map held (one map group).
+const smallMap = 8
+
+// maxSpare bounds the emptied pendingWS kept for reuse. A workspace leaves
+// the overlay each time the tables catch up with it, and with thousands of
+// busy workspaces its maps (about a kilobyte each, allocated at a map's
+// first row) were a quarter of all the engine's allocations: the garbage
+// collector's work, measured with credits bench -memprofile.
+const maxSpare = 4096
 
 func (p *pendingWS) empty() bool {
 	return p.row == nil && len(p.cycles) == 0 && len(p.charges) == 0 && len(p.idem) == 0 && len(p.entries) == 0
@@ -46,6 +59,7 @@ type overlay struct {
 	mu       sync.RWMutex
 	ws       map[string]*pendingWS
 	chargeWS map[string]string // charge id -> its workspace, for charges in the overlay
+	spare    []*pendingWS      // emptied, maps cleared, for pending to reuse
 }
 
 func newOverlay() *overlay {
@@ -55,10 +69,30 @@ func newOverlay() *overlay {
 func (o *overlay) pending(id string) *pendingWS {
 	p := o.ws[id]
 	if p == nil {
-		p = &pendingWS{}
+		if n := len(o.spare); n > 0 {
+			p = o.spare[n-1]
+			o.spare[n-1] = nil
+			o.spare = o.spare[:n-1]
+		} else {
+			p = &pendingWS{}
+		}
 		o.ws[id] = p
 	}
 	return p
+}
+
+// retire removes an empty workspace from the overlay, keeping its maps for
+// reuse if they are small.
+func (o *overlay) retire(id string, p *pendingWS) {
+	delete(o.ws, id)
+	if p.big || len(o.spare) >= maxSpare {
+		return
+	}
+	clear(p.cycles)
+	clear(p.charges)
+	clear(p.idem)
+	p.entries = nil
+	o.spare = append(o.spare, p)
 }
 
 // add records a committed batch.
@@ -81,6 +115,7 @@ func (o *overlay) add(batch uint64, c *ledger.Changes) {
 			p.cycles = map[int]ver[credits.Cycle]{}
 		}
 		p.cycles[r.Cycle.N] = ver[credits.Cycle]{r.Cycle, batch}
+		p.big = p.big || len(p.cycles) > smallMap
 	}
 	addCharge := func(ch *credits.Charge) {
 		p := o.pending(ch.WorkspaceID)
@@ -88,6 +123,7 @@ func (o *overlay) add(batch uint64, c *ledger.Changes) {
 			p.charges = map[string]ver[credits.Charge]{}
 		}
 		p.charges[ch.ID] = ver[credits.Charge]{*ch, batch}
+		p.big = p.big || len(p.charges) > smallMap
 		o.chargeWS[ch.ID] = ch.WorkspaceID
 	}
 	for i := range c.NewCharges {
@@ -106,6 +142,7 @@ func (o *overlay) add(batch uint64, c *ledger.Changes) {
 			p.idem = map[string]ver[ledger.IdemRecord]{}
 		}
 		p.idem[r.Key] = ver[ledger.IdemRecord]{r, batch}
+		p.big = p.big || len(p.idem) > smallMap
 	}
 }
 
@@ -191,38 +228,38 @@ func (o *overlay) dropPart(window []*record, last uint64) {
 		}
 	}
 	for _, r := range window {
-		for _, id := range touchedWorkspaces(r.Changes) {
+		forTouchedWorkspaces(r.Changes, func(id string) {
 			if p := o.ws[id]; p != nil && p.empty() {
-				delete(o.ws, id)
+				o.retire(id, p)
 			}
-		}
+		})
 	}
 }
 
-func touchedWorkspaces(c *ledger.Changes) []string {
-	var ids []string
+// forTouchedWorkspaces calls f with the workspace of each row c wrote (a
+// workspace once per row).
+func forTouchedWorkspaces(c *ledger.Changes, f func(id string)) {
 	for i := range c.NewWorkspaces {
-		ids = append(ids, c.NewWorkspaces[i].Workspace.ID)
+		f(c.NewWorkspaces[i].Workspace.ID)
 	}
 	for i := range c.Accounts {
-		ids = append(ids, c.Accounts[i].Workspace.ID)
+		f(c.Accounts[i].Workspace.ID)
 	}
-	for _, r := range c.Cycles {
-		ids = append(ids, r.WorkspaceID)
+	for i := range c.Cycles {
+		f(c.Cycles[i].WorkspaceID)
 	}
 	for i := range c.NewCharges {
-		ids = append(ids, c.NewCharges[i].WorkspaceID)
+		f(c.NewCharges[i].WorkspaceID)
 	}
 	for i := range c.Charges {
-		ids = append(ids, c.Charges[i].WorkspaceID)
+		f(c.Charges[i].WorkspaceID)
 	}
-	for _, e := range c.Entries {
-		ids = append(ids, e.WorkspaceID)
+	for i := range c.Entries {
+		f(c.Entries[i].WorkspaceID)
 	}
-	for _, k := range c.Idempotency {
-		ids = append(ids, k.WorkspaceID)
+	for i := range c.Idempotency {
+		f(c.Idempotency[i].WorkspaceID)
 	}
-	return ids
 }
 
 // wsView is what the overlay knows of one workspace's row and cycles.

@@ -73,6 +73,7 @@ type Store struct {
 	// without a read. Only materialize, which never runs twice at once,
 	// uses it.
 	heads  map[string]int64
+	merged merged // materialize's, refilled for each window
 	encBuf []byte
 	idem   *idemFilter
 

@@ -47,6 +47,7 @@ func (c *BenchCommand) Run(ctx context.Context, args []string) error {
 	fs.IntVar(&cfg.MaxBatch, "batch", 0, "the in-process engine's MaxBatch (default: the engine's)")
 	fs.BoolVar(&cfg.Verify, "verify", false, "after each scenario, check that its store's balances and ledger add up")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the whole run to this file (go tool pprof)")
+	memProfile := fs.String("memprofile", "", "write an allocation profile of the whole run to this file (go tool pprof -sample_index=alloc_space)")
 	memory := fs.Int("memory", 0, "instead of the table: create this many workspaces (engine on SQLite), reading memory at each power of ten, then run pairs across all of them for --duration")
 	if err := fs.Parse(args); err != nil {
 		return parseError(err)
@@ -61,6 +62,15 @@ func (c *BenchCommand) Run(ctx context.Context, args []string) error {
 			return err
 		}
 		defer pprof.StopCPUProfile()
+	}
+	if *memProfile != "" {
+		// Written at the end (deferred), so it holds every allocation of
+		// the run: where the garbage collector's work comes from.
+		defer func() {
+			if err := writeHeapProfile(*memProfile); err != nil {
+				fmt.Fprintln(c.Stderr, "credits bench: memprofile:", err)
+			}
+		}()
 	}
 	if *memory > 0 {
 		rep, err := bench.Memory(ctx, *memory, cfg.Duration, cfg.Workers, c.Stdout)
@@ -214,4 +224,16 @@ func (l *lockedBuffer) String() string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.b.String()
+}
+
+func writeHeapProfile(path string) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if err := pprof.Lookup("allocs").WriteTo(f, 0); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }
