@@ -27,8 +27,8 @@ import (
 //     held charge nothing else; a captured, released or expired charge
 //     exactly one finishing entry of the right type: capture (0), release
 //     (+cost) in its own cycle, expire (0) after it; no entry names a charge
-//     the workspace does not have, and no charge names a workspace that does
-//     not exist;
+//     the workspace does not have, and no charge, ledger entry or cycle row
+//     names a workspace that does not exist (see Snapshot's Orphans);
 //   - per cycle, the held and captured charges' costs sum to held and used;
 //   - idempotency: every stored answer that names a charge names one of the
 //     workspace's charges, as it was made (operation, quantity, cost,
@@ -72,7 +72,10 @@ func Verify(ctx context.Context, st VerifyStore, fn func(Violation)) (VerifyRepo
 			}
 			v.report.Workspaces++
 		}
-		return v.chargesWithoutWorkspace(ctx, charges, "")
+		if err := v.chargesWithoutWorkspace(ctx, charges, ""); err != nil {
+			return err
+		}
+		return v.orphans(ctx, snap)
 	})
 	if err != nil {
 		return v.report, fmt.Errorf("verify: %w", err)
@@ -91,6 +94,32 @@ func (v *verifier) chargesWithoutWorkspace(ctx context.Context, charges *peeker[
 		charges.skip()
 		v.report.Charges++
 		v.add(ViolationChargeWorkspace, c.WorkspaceID, c.ID, "the charge's workspace does not exist")
+	}
+}
+
+// orphans reports the ledger entries and cycle rows of workspaces that do
+// not exist.
+func (v *verifier) orphans(ctx context.Context, snap Snapshot) error {
+	st, err := snap.Orphans(ctx)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	for {
+		page, err := st.Next(ctx)
+		if err != nil {
+			return err
+		}
+		if len(page) == 0 {
+			return nil
+		}
+		for _, o := range page {
+			if o.Cycle {
+				v.add(ViolationCycleWorkspace, o.WorkspaceID, o.ID, "the cycle row's workspace does not exist")
+			} else {
+				v.add(ViolationEntryWorkspace, o.WorkspaceID, o.ID, "the ledger entry's workspace does not exist")
+			}
+		}
 	}
 }
 
@@ -131,6 +160,20 @@ type Snapshot interface {
 	// IdempotencyCharges streams a workspace's idempotency records whose
 	// stored answer holds a charge, by that charge's id, then key.
 	IdempotencyCharges(ctx context.Context, workspaceID string) (Stream[IdemRecord], error)
+	// Orphans streams the ledger entries and cycle rows whose workspace
+	// does not exist, in any order. PostgreSQL has no foreign key on
+	// entries (migration 5: it cost a lock of the workspace's row per
+	// entry), and SQLite checks its keys only on connections that ask
+	// (the sqlite3 shell does not): the engine writes these rows only for
+	// a workspace it has read, and this is the check that it did.
+	Orphans(ctx context.Context) (Stream[Orphan], error)
+}
+
+// Orphan is a ledger entry or a cycle row whose workspace does not exist.
+type Orphan struct {
+	WorkspaceID string
+	ID          string // the entry's id (le_…), or "cycle N"
+	Cycle       bool   // a cycle row, not an entry
 }
 
 // Stream reads rows page by page.
@@ -172,6 +215,8 @@ const (
 	ViolationIdemSharedCharge    = "idempotency_shared_charge"
 	ViolationChargeNoIdempotency = "charge_without_idempotency"
 	ViolationChargeWorkspace     = "charge_unknown_workspace"
+	ViolationEntryWorkspace      = "entry_unknown_workspace"
+	ViolationCycleWorkspace      = "cycle_unknown_workspace"
 )
 
 // idempotencyClockSkew is how much younger than IdempotencyTTL a charge must

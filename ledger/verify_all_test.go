@@ -259,6 +259,7 @@ const (
 	deleteGrant0   = `DELETE FROM entries WHERE workspace_id = 'ws-a' AND type = 'grant' AND cycle = 0`
 	copyKeyOfHeld  = `INSERT INTO idempotency (workspace_id, key, fingerprint, created_at, result) SELECT workspace_id, 'copied-key', fingerprint, created_at, result FROM idempotency WHERE key = '{key:held}'`
 	copyKeyOfHeldS = `INSERT INTO idempotency (workspace_id, key, fingerprint, created_at, hash, charge_id, answer) SELECT workspace_id, 'copied-key', fingerprint, created_at, 1, charge_id, answer FROM idempotency WHERE key = '{key:held}'`
+	copyCycleToWs0 = `INSERT INTO cycles (workspace_id, n, start_at, end_at, granted, available, held, used, expired) SELECT 'ws-0', n, start_at, end_at, granted, available, held, used, expired FROM cycles WHERE workspace_id = 'ws-a' AND n = 1`
 	releaseOfEntry = `SELECT 'le_' || seq FROM entries WHERE type = 'release' AND charge_id = '{released}'`
 )
 
@@ -297,6 +298,13 @@ var corruptions = []corruption{
 	{name: "charge moved to a workspace that does not exist", sqlite: `UPDATE charges SET workspace_id = 'ws-0' WHERE id = '{held}'`,
 		postgres: `UPDATE charges SET workspace_id = 'ws-0' WHERE id = '{held}'`,
 		code:     ledger.ViolationChargeWorkspace, id: "{held}", ws: "ws-0"},
+	{name: "ledger entry of a workspace that does not exist",
+		sqlite: `INSERT INTO entries (` + entryCols + `) SELECT 'ws-0', cycle, at, 'adjust', 0, available_after, NULL, NULL, NULL, 'orphan' FROM (` + lastEntryOfA + `) last`,
+		code:   ledger.ViolationEntryWorkspace, id: `SELECT 'le_' || seq FROM entries WHERE workspace_id = 'ws-0'`, ws: "ws-0"},
+	{name: "cycle row of a workspace that does not exist",
+		sqlite:   copyCycleToWs0,
+		postgres: `ALTER TABLE cycles DROP CONSTRAINT cycles_workspace_id_fkey; ` + copyCycleToWs0,
+		code:     ledger.ViolationCycleWorkspace, id: currentCycle, ws: "ws-0"},
 	{name: "charge row lost", sqlite: `DELETE FROM charges WHERE id = '{held}'`,
 		code: ledger.ViolationEntryUnknownCharge, id: holdOf + `'{held}'`},
 	{name: "stored answer names another charge",

@@ -166,3 +166,22 @@ func (c *cursor[T]) Close() error {
 	_, err := c.tx.Exec(context.Background(), `CLOSE `+c.name)
 	return err
 }
+
+// Orphans reads each table once, joined against the workspaces.
+func (w *snapshot) Orphans(ctx context.Context) (ledger.Stream[ledger.Orphan], error) {
+	scan := func(rows pgx.Rows) (ledger.Orphan, error) {
+		var o ledger.Orphan
+		var n int64
+		if err := rows.Scan(&o.WorkspaceID, &n, &o.Cycle); err != nil {
+			return o, err
+		}
+		if o.Cycle {
+			o.ID = fmt.Sprintf("cycle %d", n)
+		} else {
+			o.ID = "le_" + strconv.FormatInt(n, 10)
+		}
+		return o, nil
+	}
+	return openCursor(ctx, w, scan, `SELECT e.workspace_id, e.seq, false FROM entries e WHERE NOT EXISTS (SELECT 1 FROM workspaces w WHERE w.id = e.workspace_id)
+		UNION ALL SELECT c.workspace_id, c.n::bigint, true FROM cycles c WHERE NOT EXISTS (SELECT 1 FROM workspaces w WHERE w.id = c.workspace_id)`)
+}
