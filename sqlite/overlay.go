@@ -48,8 +48,9 @@ const smallMap = 8
 // the overlay each time the tables catch up with it, and with thousands of
 // busy workspaces its maps (about a kilobyte each, allocated at a map's
 // first row) were a quarter of all the engine's allocations: the garbage
-// collector's work, measured with credits bench -memprofile.
-const maxSpare = 4096
+// collector's work, measured with credits bench -memprofile. Kept, one
+// costs up to about 4 KiB (three maps of one group each): 4 MiB in all.
+const maxSpare = 1024
 
 func (p *pendingWS) empty() bool {
 	return p.row == nil && len(p.cycles) == 0 && len(p.charges) == 0 && len(p.idem) == 0 && len(p.entries) == 0
