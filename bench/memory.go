@@ -141,7 +141,7 @@ func mib(b int64) string { return fmt.Sprintf("%.1f MiB", float64(b)/(1<<20)) }
 
 // WriteTable prints the memory figures.
 func (r *MemoryReport) WriteTable(w io.Writer) error {
-	fmt.Fprintln(w, "workspaces   resident   Go heap")
+	fmt.Fprintf(w, "%-22s %10s %10s\n", "workspaces", "resident", "Go heap")
 	for i, p := range r.Points {
 		label := strconv.Itoa(p.Workspaces)
 		if i == len(r.Points)-1 {
