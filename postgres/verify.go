@@ -171,17 +171,9 @@ func (c *cursor[T]) Close() error {
 func (w *snapshot) Orphans(ctx context.Context) (ledger.Stream[ledger.Orphan], error) {
 	scan := func(rows pgx.Rows) (ledger.Orphan, error) {
 		var o ledger.Orphan
-		var n int64
-		if err := rows.Scan(&o.WorkspaceID, &n, &o.Cycle); err != nil {
-			return o, err
-		}
-		if o.Cycle {
-			o.ID = fmt.Sprintf("cycle %d", n)
-		} else {
-			o.ID = "le_" + strconv.FormatInt(n, 10)
-		}
-		return o, nil
+		err := rows.Scan(&o.WorkspaceID, &o.ID, &o.Cycle)
+		return o, err
 	}
-	return openCursor(ctx, w, scan, `SELECT e.workspace_id, e.seq, false FROM entries e WHERE NOT EXISTS (SELECT 1 FROM workspaces w WHERE w.id = e.workspace_id)
-		UNION ALL SELECT c.workspace_id, c.n::bigint, true FROM cycles c WHERE NOT EXISTS (SELECT 1 FROM workspaces w WHERE w.id = c.workspace_id)`)
+	return openCursor(ctx, w, scan, `SELECT e.workspace_id, 'le_' || e.seq, false FROM entries e WHERE NOT EXISTS (SELECT 1 FROM workspaces w WHERE w.id = e.workspace_id)
+		UNION ALL SELECT c.workspace_id, 'cycle ' || c.n, true FROM cycles c WHERE NOT EXISTS (SELECT 1 FROM workspaces w WHERE w.id = c.workspace_id)`)
 }

@@ -276,22 +276,11 @@ func (s *rowStream[T]) Close() error { return s.rows.Close() }
 // Orphans is one scan of each table, with the workspace ids in a temporary
 // index (SQLite builds one for NOT IN).
 func (w *snapshot) Orphans(ctx context.Context) (ledger.Stream[ledger.Orphan], error) {
-	return openStream(ctx, w.tx, scanOrphan, orphansQuery)
-}
-
-const orphansQuery = `SELECT workspace_id, seq, 0 FROM entries WHERE workspace_id NOT IN (SELECT id FROM workspaces)
-	UNION ALL SELECT workspace_id, n, 1 FROM cycles WHERE workspace_id NOT IN (SELECT id FROM workspaces)`
-
-func scanOrphan(rows *sql.Rows) (ledger.Orphan, error) {
-	var o ledger.Orphan
-	var n int64
-	if err := rows.Scan(&o.WorkspaceID, &n, &o.Cycle); err != nil {
+	scan := func(rows *sql.Rows) (ledger.Orphan, error) {
+		var o ledger.Orphan
+		err := rows.Scan(&o.WorkspaceID, &o.ID, &o.Cycle)
 		return o, err
 	}
-	if o.Cycle {
-		o.ID = fmt.Sprintf("cycle %d", n)
-	} else {
-		o.ID = entryID(n)
-	}
-	return o, nil
+	return openStream(ctx, w.tx, scan, `SELECT workspace_id, 'le_' || seq, 0 FROM entries WHERE workspace_id NOT IN (SELECT id FROM workspaces)
+		UNION ALL SELECT workspace_id, 'cycle ' || n, 1 FROM cycles WHERE workspace_id NOT IN (SELECT id FROM workspaces)`)
 }
