@@ -141,7 +141,11 @@ func (c *cursor[T]) Next(ctx context.Context) ([]T, error) {
 	if c.done {
 		return nil, nil
 	}
-	rows, err := c.tx.Query(ctx, `FETCH FORWARD `+strconv.Itoa(verifyPage)+` FROM `+c.name)
+	// Described anew each time, not from pgx's statement cache: the cache
+	// is per connection and keyed by the text, and "FETCH … FROM
+	// credits_verify_7" names a different query (other columns) in each
+	// verify of a database with another number of workspaces.
+	rows, err := c.tx.Query(ctx, `FETCH FORWARD `+strconv.Itoa(verifyPage)+` FROM `+c.name, pgx.QueryExecModeDescribeExec)
 	if err != nil {
 		return nil, err
 	}
