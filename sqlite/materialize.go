@@ -248,8 +248,8 @@ func (s *Store) runMaterializer() {
 // merged: each is new, and materialize reads them from the records).
 //
 // The materializer keeps one and fills it again for each window: cleared
-// maps keep their room, so a window allocates none (made anew, they were a
-// twentieth of the engine's allocations). They are bounded by
+// maps keep their room, so a window allocates none (made anew, they were
+// 6% of the engine's allocations). They are bounded by
 // maxWindowItems rows.
 type merged struct {
 	workspaces map[string]ledger.Account

@@ -47,7 +47,7 @@ const smallMap = 8
 // maxSpare bounds the emptied pendingWS kept for reuse. A workspace leaves
 // the overlay each time the tables catch up with it, and with thousands of
 // busy workspaces its maps (about a kilobyte each, allocated at a map's
-// first row) were a quarter of all the engine's allocations: the garbage
+// first row) were 14% of all the engine's allocations: the garbage
 // collector's work, measured with credits bench -memprofile. Kept, one
 // costs up to about 4 KiB (three maps of one group each): 4 MiB in all.
 const maxSpare = 1024
