@@ -264,6 +264,16 @@ type idemRow struct {
 	result []byte
 }
 
+// reset empties m, keeping its maps' room. materialize calls it when done
+// too, so an idle store does not keep a window's rows alive.
+func (m *merged) reset() {
+	clear(m.workspaces)
+	clear(m.cycles)
+	clear(m.charges)
+	clear(m.idem)
+	m.entries = 0
+}
+
 func (m *merged) fill(window []*record) {
 	if m.workspaces == nil {
 		m.workspaces = map[string]ledger.Account{}
@@ -271,11 +281,7 @@ func (m *merged) fill(window []*record) {
 		m.charges = map[string]credits.Charge{}
 		m.idem = map[ledger.IdemKey]idemRow{}
 	}
-	clear(m.workspaces)
-	clear(m.cycles)
-	clear(m.charges)
-	clear(m.idem)
-	m.entries = 0
+	m.reset()
 	for _, r := range window {
 		c := r.Changes
 		for _, a := range c.NewWorkspaces {
@@ -388,6 +394,7 @@ func (s *Store) materialize(ctx context.Context, window []*record) error {
 	defer cancel()
 	m := &s.merged
 	m.fill(window)
+	defer m.reset()
 	tx, err := s.w.BeginTx(ctx, nil)
 	if err != nil {
 		return err
