@@ -28,7 +28,7 @@ type BenchCommand struct {
 
 // Run parses flags, runs the bench and prints the table (and with --json
 // writes it). An interrupted run prints the rows it finished.
-func (c *BenchCommand) Run(ctx context.Context, args []string) error {
+func (c *BenchCommand) Run(ctx context.Context, args []string) (err error) {
 	if c.Getenv == nil {
 		c.Getenv = os.Getenv
 	}
@@ -64,11 +64,20 @@ func (c *BenchCommand) Run(ctx context.Context, args []string) error {
 		defer pprof.StopCPUProfile()
 	}
 	if *memProfile != "" {
-		// Written at the end (deferred), so it holds every allocation of
-		// the run: where the garbage collector's work comes from.
-		defer func() {
-			if err := writeHeapProfile(*memProfile); err != nil {
-				fmt.Fprintln(c.Stderr, "credits bench: memprofile:", err)
+		// Created now, so a bad path fails before the run; written at
+		// the end, so it holds every allocation of the run: where the
+		// garbage collector's work comes from.
+		mf, cerr := os.Create(*memProfile)
+		if cerr != nil {
+			return cerr
+		}
+		defer func() { // err is Run's result here
+			werr := pprof.Lookup("allocs").WriteTo(mf, 0)
+			if cerr := mf.Close(); werr == nil {
+				werr = cerr
+			}
+			if err == nil && werr != nil {
+				err = fmt.Errorf("--memprofile: %w", werr)
 			}
 		}()
 	}
@@ -224,16 +233,4 @@ func (l *lockedBuffer) String() string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.b.String()
-}
-
-func writeHeapProfile(path string) error {
-	f, err := os.Create(path)
-	if err != nil {
-		return err
-	}
-	if err := pprof.Lookup("allocs").WriteTo(f, 0); err != nil {
-		f.Close()
-		return err
-	}
-	return f.Close()
 }

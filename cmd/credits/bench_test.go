@@ -1,8 +1,10 @@
 package main
 
 import (
+	"compress/gzip"
 	"context"
 	"encoding/json"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -129,5 +131,35 @@ func TestBenchFlagErrors(t *testing.T) {
 	err := (&BenchCommand{Stdout: &out, Stderr: &errOut, Getenv: env{}.get}).Run(context.Background(), []string{"--url", "http://127.0.0.1:1"})
 	if err == nil || !strings.Contains(err.Error(), "CREDITS_ADMIN_KEY") {
 		t.Errorf("--url without an admin key: %v", err)
+	}
+}
+
+// --cpuprofile and --memprofile each write a gzipped pprof profile; a path
+// that cannot be created fails before anything runs.
+func TestBenchProfiles(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	cpu, mem := filepath.Join(dir, "cpu.out"), filepath.Join(dir, "mem.out")
+	runBench(t, nil, "--scenarios", "engine/sqlite/hot", "--cpuprofile", cpu, "--memprofile", mem)
+	for _, p := range []string{cpu, mem} {
+		f, err := os.Open(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		zr, err := gzip.NewReader(f)
+		if err != nil {
+			t.Fatalf("%s is not a pprof profile (gzip): %v", p, err)
+		}
+		data, err := io.ReadAll(zr)
+		f.Close()
+		if err != nil || len(data) == 0 {
+			t.Errorf("%s: %d bytes, %v", p, len(data), err)
+		}
+	}
+	var out, errOut syncBuffer
+	missing := filepath.Join(dir, "no-such-dir", "mem.out")
+	err := (&BenchCommand{Stdout: &out, Stderr: &errOut, Getenv: env{}.get}).Run(context.Background(), []string{"--memprofile", missing})
+	if err == nil || !strings.Contains(err.Error(), "no-such-dir") || strings.Contains(out.String(), "scenario") {
+		t.Errorf("--memprofile to a missing directory: err %v, stdout %q; want the path's error before any scenario", err, out.String())
 	}
 }
