@@ -78,11 +78,16 @@ type StartServerFunc func(ctx context.Context, p ServerParams) (baseURL string, 
 
 // Config is one bench run. Zero values take the defaults.
 type Config struct {
-	Duration   time.Duration // per scenario (5 s)
-	Workers    int           // concurrent callers (64)
-	Workspaces int           // of the many shape (10,000)
-	Streams    int           // balance streams of the http/hot+streams row (2,000)
-	Shapes     []string      // ShapeMany, ShapeHot (both)
+	Duration time.Duration // per scenario (5 s)
+	// Warmup is load run before Duration and not counted (1 s; negative:
+	// none). A row starts with empty caches and, on SQLite, no backlog
+	// behind the journal: without it the first moments run faster or
+	// slower than the steady state the row is meant to show.
+	Warmup     time.Duration
+	Workers    int      // concurrent callers (64)
+	Workspaces int      // of the many shape (10,000)
+	Streams    int      // balance streams of the http/hot+streams row (2,000)
+	Shapes     []string // ShapeMany, ShapeHot (both)
 	// Scenarios selects rows by name or name prefix ("engine/sqlite",
 	// "http", "naive/postgres/hot"); empty: every available row.
 	Scenarios []string
@@ -112,6 +117,12 @@ type Config struct {
 func (c *Config) defaults() {
 	if c.Duration <= 0 {
 		c.Duration = 5 * time.Second
+	}
+	switch {
+	case c.Warmup == 0:
+		c.Warmup = time.Second
+	case c.Warmup < 0:
+		c.Warmup = 0
 	}
 	if c.Workers <= 0 {
 		c.Workers = 64
@@ -271,6 +282,12 @@ type finisher interface {
 	Finish(ctx context.Context, res *Result) error
 }
 
+// measurer is a target with counters of its own to start at the end of
+// the warm-up, so that Finish reports the measured load alone.
+type measurer interface {
+	StartMeasuring()
+}
+
 // Result is one row of the table.
 type Result struct {
 	Scenario       string  `json:"scenario"`
@@ -320,6 +337,7 @@ type Report struct {
 	Machine     Machine  `json:"machine"`
 	PeakRSS     int64    `json:"peak_rss_bytes"` // VmHWM; 0 when unknown
 	DurationSec float64  `json:"duration_s"`     // per scenario
+	WarmupSec   float64  `json:"warmup_s"`       // before each, not counted
 	Workers     int      `json:"workers"`
 	Workspaces  int      `json:"workspaces"`
 	MaxBatch    int      `json:"max_batch,omitempty"`
@@ -361,7 +379,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		}
 		defer os.RemoveAll(tmp)
 	}
-	rep := &Report{Machine: ReadMachine(), DurationSec: cfg.Duration.Seconds(), Workers: cfg.Workers, Workspaces: cfg.Workspaces, MaxBatch: cfg.MaxBatch}
+	rep := &Report{Machine: ReadMachine(), DurationSec: cfg.Duration.Seconds(), WarmupSec: cfg.Warmup.Seconds(), Workers: cfg.Workers, Workspaces: cfg.Workspaces, MaxBatch: cfg.MaxBatch}
 	run := newRunID()
 	for _, s := range scenarios {
 		res, err := runScenario(ctx, &cfg, s, tmp, run)
@@ -493,25 +511,54 @@ func newTarget(ctx context.Context, cfg *Config, s scenario, tmp string, ids []s
 	return nil, fmt.Errorf("unknown scenario kind %q", s.kind)
 }
 
-// drive runs the workers for cfg.Duration. A worker starts a pair only
-// before the deadline; the pairs in flight then finish and are counted.
+// drive runs the workers for cfg.Warmup and then cfg.Duration, counting
+// the pairs of the second part. A worker starts a pair only before the
+// deadline; the pairs in flight then finish and are counted.
 func drive(ctx context.Context, cfg *Config, s scenario, t target, ids []string, run string, p *progress) (Result, error) {
 	res := Result{Scenario: s.name, Reference: s.reference}
 	hists := make([]*Histogram, cfg.Workers)
 	var pairs, errs atomic.Int64
 	var firstErr atomic.Pointer[string]
-	start := time.Now()
-	cpu0 := processCPU()
-	end := start.Add(cfg.Duration)
-	stopProgress := p.run(start, &pairs)
+	// The workers run from the start of the warm-up; a pair counts if it
+	// starts after the warm-up, and the clock and the CPU are read from
+	// then: the row measures the load in its steady state.
+	end := time.Now().Add(cfg.Warmup + cfg.Duration)
+	var start time.Time
+	var cpu0 time.Duration
+	measuring := make(chan struct{})
+	go func() {
+		if cfg.Warmup > 0 {
+			p.setup(fmt.Sprintf("warming up for %s", cfg.Warmup))
+			t := time.NewTimer(cfg.Warmup)
+			defer t.Stop()
+			select {
+			case <-t.C:
+			case <-ctx.Done():
+			}
+		}
+		if m, ok := t.(measurer); ok {
+			m.StartMeasuring()
+		}
+		start, cpu0 = time.Now(), processCPU()
+		close(measuring)
+	}()
+	started := func() bool {
+		select {
+		case <-measuring:
+			return true
+		default:
+			return false
+		}
+	}
 	var wg sync.WaitGroup
 	for w := range cfg.Workers {
 		h := new(Histogram)
 		hists[w] = h
 		wg.Go(func() {
-			rng := mrand.New(mrand.NewPCG(uint64(w), uint64(start.UnixNano())))
+			rng := mrand.New(mrand.NewPCG(uint64(w), uint64(end.UnixNano())))
 			prefix := run + "-" + strconv.Itoa(w) + "-"
 			for seq := 0; ctx.Err() == nil && time.Now().Before(end); seq++ {
+				counted := started()
 				ws := ids[0]
 				if len(ids) > 1 {
 					ws = ids[rng.IntN(len(ids))]
@@ -522,17 +569,22 @@ func drive(ctx context.Context, cfg *Config, s scenario, t target, ids []string,
 					if ctx.Err() != nil {
 						return
 					}
+					// An error counts even in the warm-up: the row fails.
 					if errs.Add(1) == 1 {
 						msg := err.Error()
 						firstErr.Store(&msg)
 					}
 					continue
 				}
-				h.Record(time.Since(t0))
-				pairs.Add(1)
+				if counted {
+					h.Record(time.Since(t0))
+					pairs.Add(1)
+				}
 			}
 		})
 	}
+	<-measuring // after the warm-up, or ctx done
+	stopProgress := p.run(start, &pairs)
 	wg.Wait()
 	elapsed := time.Since(start)
 	cpu := processCPU() - cpu0

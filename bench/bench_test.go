@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -70,6 +71,7 @@ func startTestServer(ctx context.Context, p ServerParams) (string, func() error,
 func tinyConfig(t *testing.T) Config {
 	return Config{
 		Duration:    200 * time.Millisecond,
+		Warmup:      100 * time.Millisecond,
 		Workers:     4,
 		Workspaces:  10,
 		Streams:     20,
@@ -401,5 +403,69 @@ func TestMemory(t *testing.T) {
 	var table bytes.Buffer
 	if err := rep.WriteTable(&table); err != nil || !strings.Contains(table.String(), "2500 (after load)") {
 		t.Fatalf("table %q %v", table.String(), err)
+	}
+}
+
+// stampTarget is a target for drive alone: each pair takes a millisecond
+// and notes when it started and whether StartMeasuring had been called.
+type stampTarget struct {
+	mu       sync.Mutex
+	measured time.Time // when StartMeasuring was called
+	calls    int       // StartMeasuring calls
+	before   int       // pairs started before it
+	after    int       // pairs started after it
+}
+
+func (s *stampTarget) Pair(ctx context.Context, _, _ string) error {
+	s.mu.Lock()
+	if s.calls == 0 {
+		s.before++
+	} else {
+		s.after++
+	}
+	s.mu.Unlock()
+	time.Sleep(time.Millisecond)
+	return nil
+}
+
+func (s *stampTarget) StartMeasuring() {
+	s.mu.Lock()
+	s.calls++
+	s.measured = time.Now()
+	s.mu.Unlock()
+}
+
+func (s *stampTarget) Verify(context.Context) error { return nil }
+func (s *stampTarget) Close() error                 { return nil }
+
+// The warm-up's pairs run but are not counted, and the row's clock starts
+// when it ends.
+func TestDriveCountsOnlyAfterTheWarmup(t *testing.T) {
+	t.Parallel()
+	cfg := Config{Duration: 300 * time.Millisecond, Warmup: 300 * time.Millisecond, Workers: 2}
+	cfg.defaults()
+	st := &stampTarget{}
+	began := time.Now()
+	res, err := drive(context.Background(), &cfg, scenario{name: "stamp"}, st, []string{"ws"}, "run", newProgress(io.Discard, false, "stamp", cfg.Duration))
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if st.calls != 1 {
+		t.Fatalf("StartMeasuring called %d times, want once", st.calls)
+	}
+	if w := st.measured.Sub(began); w < cfg.Warmup {
+		t.Errorf("measuring started %v after the load, before the %v warm-up ended", w, cfg.Warmup)
+	}
+	if st.before == 0 || st.after == 0 {
+		t.Fatalf("%d pairs in the warm-up, %d after: want some of each", st.before, st.after)
+	}
+	// A worker may start one pair between StartMeasuring and the clock.
+	if res.Pairs > int64(st.after) || res.Pairs < int64(st.after-cfg.Workers) {
+		t.Errorf("%d pairs counted, want the %d started after the warm-up", res.Pairs, st.after)
+	}
+	if total := time.Since(began).Seconds(); res.Seconds > total-cfg.Warmup.Seconds() {
+		t.Errorf("the row's clock ran %.3fs of the %.3fs: the warm-up is in it", res.Seconds, total)
 	}
 }

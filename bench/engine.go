@@ -27,8 +27,8 @@ type engineTarget struct {
 	}
 	ids    []string
 	schema *pgSchema    // PostgreSQL: dropped on Close
-	setup  ledger.Stats // the writer's counters before the load
-	syncs  *syncTimes   // SQLite: each batch's journal write and sync during the load
+	setup  ledger.Stats // the writer's counters when the measured load began
+	syncs  *syncTimes   // SQLite: each batch's journal write and sync during the measured load
 }
 
 // syncTimes records the journal's write+fdatasync times (the hook runs on
@@ -45,7 +45,7 @@ func (s *syncTimes) record(d time.Duration) {
 }
 
 func newEngineTarget(ctx context.Context, cfg *Config, s scenario, tmp string, ids []string) (_ *engineTarget, err error) {
-	t := &engineTarget{ids: ids}
+	t := &engineTarget{ids: ids, syncs: &syncTimes{}}
 	defer func() {
 		if err != nil {
 			t.Close()
@@ -81,12 +81,20 @@ func newEngineTarget(ctx context.Context, cfg *Config, s scenario, tmp string, i
 	if err != nil {
 		return nil, fmt.Errorf("creating workspaces: %w", err)
 	}
-	t.setup = t.engine.Stats()
+	t.StartMeasuring()
 	if st, ok := t.store.(*sqlite.Store); ok {
-		t.syncs = &syncTimes{}
 		st.OnJournalSync(t.syncs.record)
 	}
 	return t, nil
+}
+
+// StartMeasuring starts the writer's counters and the journal's sync times
+// afresh: Finish reports what happened since.
+func (t *engineTarget) StartMeasuring() {
+	t.setup = t.engine.Stats()
+	t.syncs.mu.Lock()
+	t.syncs.h = Histogram{}
+	t.syncs.mu.Unlock()
 }
 
 // Finish reports how many commands the writer committed together, on
@@ -96,7 +104,7 @@ func (t *engineTarget) Finish(ctx context.Context, res *Result) error {
 	if b := s.Batches - t.setup.Batches; b > 0 {
 		res.CommandsPerBatch = float64(s.Commands-t.setup.Commands) / float64(b)
 	}
-	if t.syncs != nil {
+	if _, ok := t.store.(*sqlite.Store); ok {
 		t.syncs.mu.Lock()
 		h := &t.syncs.h
 		res.JournalSyncs = int64(h.Count())

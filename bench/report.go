@@ -153,8 +153,8 @@ func (r *Report) WriteTable(w io.Writer) error {
 	if r.MaxBatch > 0 {
 		batch = strconv.Itoa(r.MaxBatch)
 	}
-	_, err := fmt.Fprintf(w, "%s per scenario, %d workers, %d workspaces (many), max batch %s; a pair is hold + capture of content_rewrite; http rows make 2 requests per pair\n",
-		time.Duration(r.DurationSec*float64(time.Second)), r.Workers, r.Workspaces, batch)
+	_, err := fmt.Fprintf(w, "%s per scenario after %s of warm-up, %d workers, %d workspaces (many), max batch %s; a pair is hold + capture of content_rewrite; http rows make 2 requests per pair\n",
+		time.Duration(r.DurationSec*float64(time.Second)), time.Duration(r.WarmupSec*float64(time.Second)), r.Workers, r.Workspaces, batch)
 	return err
 }
 

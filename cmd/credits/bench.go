@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"runtime/pprof"
+	"runtime/trace"
 	"strings"
 	"sync"
 	"time"
@@ -36,6 +37,7 @@ func (c *BenchCommand) Run(ctx context.Context, args []string) (err error) {
 	fs.SetOutput(c.Stderr)
 	cfg := bench.Config{}
 	fs.DurationVar(&cfg.Duration, "duration", 5*time.Second, "how long each scenario runs")
+	warmup := fs.Duration("warmup", time.Second, "load run before each scenario's --duration and not counted (0: none)")
 	fs.IntVar(&cfg.Workers, "workers", 64, "concurrent callers (HTTP: keep-alive clients)")
 	fs.IntVar(&cfg.Workspaces, "workspaces", 10_000, "workspaces of the many shape")
 	fs.IntVar(&cfg.Streams, "streams", bench.DefaultStreams, "balance streams open on the workspace of the http/hot+streams row")
@@ -48,6 +50,7 @@ func (c *BenchCommand) Run(ctx context.Context, args []string) (err error) {
 	fs.BoolVar(&cfg.Verify, "verify", false, "after each scenario, check that its store's balances and ledger add up")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the whole run to this file (go tool pprof)")
 	memProfile := fs.String("memprofile", "", "write an allocation profile of the whole run to this file (go tool pprof -sample_index=alloc_space)")
+	traceFile := fs.String("trace", "", "write an execution trace of the whole run to this file (go tool trace): where callers wait")
 	memory := fs.Int("memory", 0, "instead of the table: create this many workspaces (engine on SQLite), reading memory at each power of ten, then run pairs across all of them for --duration")
 	if err := fs.Parse(args); err != nil {
 		return parseError(err)
@@ -62,6 +65,17 @@ func (c *BenchCommand) Run(ctx context.Context, args []string) (err error) {
 			return err
 		}
 		defer pprof.StopCPUProfile()
+	}
+	if *traceFile != "" {
+		f, err := os.Create(*traceFile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := trace.Start(f); err != nil {
+			return err
+		}
+		defer trace.Stop()
 	}
 	if *memProfile != "" {
 		// Created now, so a bad path fails before the run; written at
@@ -102,8 +116,12 @@ func (c *BenchCommand) Run(ctx context.Context, args []string) (err error) {
 	if fs.NArg() > 0 {
 		return usageError{fmt.Sprintf("bench takes no arguments, got %q", fs.Args())}
 	}
-	if cfg.Duration <= 0 || cfg.Workers <= 0 || cfg.Workspaces <= 0 || cfg.MaxBatch < 0 {
-		return usageError{"--duration, --workers and --workspaces must be positive, --batch not negative"}
+	if cfg.Duration <= 0 || cfg.Workers <= 0 || cfg.Workspaces <= 0 || cfg.MaxBatch < 0 || *warmup < 0 {
+		return usageError{"--duration, --workers and --workspaces must be positive, --batch and --warmup not negative"}
+	}
+	cfg.Warmup = *warmup
+	if cfg.Warmup == 0 {
+		cfg.Warmup = -1 // none (the zero Config value means the default)
 	}
 	cfg.Shapes = splitList(*shapes)
 	cfg.Scenarios = splitList(*scenarios)

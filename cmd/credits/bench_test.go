@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"compress/gzip"
 	"context"
 	"encoding/json"
@@ -20,7 +21,7 @@ import (
 func runBench(t *testing.T, e env, extra ...string) (string, bench.Report) {
 	t.Helper()
 	jsonPath := filepath.Join(t.TempDir(), "bench.json")
-	args := append([]string{"bench", "--duration", "200ms", "--workers", "4", "--workspaces", "10", "--verify", "--json", jsonPath}, extra...)
+	args := append([]string{"bench", "--duration", "200ms", "--warmup", "100ms", "--workers", "4", "--workspaces", "10", "--verify", "--json", jsonPath}, extra...)
 	var out, errOut syncBuffer
 	code := 0
 	if e == nil {
@@ -119,6 +120,7 @@ func TestBenchFlagErrors(t *testing.T) {
 		{[]string{"bench", "--scenarios", "engine/postgres"}, "needs --pg"},
 		{[]string{"bench", "--scenarios", "nope"}, `no scenario matches "nope"`},
 		{[]string{"bench", "--workers", "0"}, "must be positive"},
+		{[]string{"bench", "--warmup", "-1s"}, "--warmup not negative"},
 		{[]string{"bench", "extra"}, "takes no arguments"},
 		{[]string{"bench", "--duration", "soon"}, "invalid value"},
 	} {
@@ -139,8 +141,11 @@ func TestBenchFlagErrors(t *testing.T) {
 func TestBenchProfiles(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
-	cpu, mem := filepath.Join(dir, "cpu.out"), filepath.Join(dir, "mem.out")
-	runBench(t, nil, "--scenarios", "engine/sqlite/hot", "--cpuprofile", cpu, "--memprofile", mem)
+	cpu, mem, tr := filepath.Join(dir, "cpu.out"), filepath.Join(dir, "mem.out"), filepath.Join(dir, "trace.out")
+	runBench(t, nil, "--scenarios", "engine/sqlite/hot", "--cpuprofile", cpu, "--memprofile", mem, "--trace", tr)
+	if data, err := os.ReadFile(tr); err != nil || !bytes.HasPrefix(data, []byte("go 1.")) || len(data) < 1024 {
+		t.Errorf("--trace wrote %d bytes starting %q (%v); want a Go execution trace", len(data), data[:min(len(data), 16)], err)
+	}
 	for _, p := range []string{cpu, mem} {
 		f, err := os.Open(p)
 		if err != nil {
