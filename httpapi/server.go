@@ -57,6 +57,7 @@ type Server struct {
 	// streams ends every balance stream when the server drains.
 	streams    context.Context
 	endStreams context.CancelFunc
+	events     *eventCache
 	// Abuse limits (ratelimit*.go).
 	limits       *limiter
 	streamCap    *streamCap
@@ -93,6 +94,7 @@ func New(cfg Config) *Server {
 		s.streamInterval = 0
 	}
 	s.streams, s.endStreams = context.WithCancel(context.Background())
+	s.events = newEventCache()
 
 	s.route("GET /healthz", public, s.healthz)
 	s.route("GET /v1/catalog", public, s.catalog)
