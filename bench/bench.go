@@ -83,7 +83,13 @@ type Config struct {
 	// none). A row starts with empty caches and, on SQLite, no backlog
 	// behind the journal: without it the first moments run faster or
 	// slower than the steady state the row is meant to show.
-	Warmup     time.Duration
+	Warmup time.Duration
+	// Rounds runs the whole list of rows this many times, one row after
+	// the other in each round, and reports each row over all its rounds
+	// (1). This machine's speed drifts by half within minutes: in turns,
+	// a row and its reference see the same drift, and the spread of the
+	// rounds' ratios shows how far one round can be trusted.
+	Rounds     int
 	Workers    int      // concurrent callers (64)
 	Workspaces int      // of the many shape (10,000)
 	Streams    int      // balance streams of the http/hot+streams row (2,000)
@@ -117,6 +123,9 @@ type Config struct {
 func (c *Config) defaults() {
 	if c.Duration <= 0 {
 		c.Duration = 5 * time.Second
+	}
+	if c.Rounds <= 0 {
+		c.Rounds = 1
 	}
 	switch {
 	case c.Warmup == 0:
@@ -319,6 +328,10 @@ type Result struct {
 	// run).
 	Reference string  `json:"reference,omitempty"`
 	Ratio     float64 `json:"ratio,omitempty"`
+	// RatioMin and RatioMax are the lowest and highest of the rounds'
+	// own ratios, when there were several (Config.Rounds).
+	RatioMin float64 `json:"ratio_min,omitempty"`
+	RatioMax float64 `json:"ratio_max,omitempty"`
 	// Verified is set when Config.Verify checked the store afterwards.
 	Verified bool `json:"verified,omitempty"`
 	// Streams were open on the workspace during the row; StreamsFinal of
@@ -327,6 +340,11 @@ type Result struct {
 	StreamsFinal int `json:"streams_final,omitempty"`
 
 	hist *Histogram
+	// The sums the figures above are made of, to add rounds up.
+	cpu               time.Duration
+	commands, batches int64
+	syncs             *Histogram
+	requests          int // HTTP requests a pair
 }
 
 // Histogram is the row's pair latencies.
@@ -338,6 +356,7 @@ type Report struct {
 	PeakRSS     int64    `json:"peak_rss_bytes"` // VmHWM; 0 when unknown
 	DurationSec float64  `json:"duration_s"`     // per scenario
 	WarmupSec   float64  `json:"warmup_s"`       // before each, not counted
+	Rounds      int      `json:"rounds"`         // each row's runs, in turn with the others
 	Workers     int      `json:"workers"`
 	Workspaces  int      `json:"workspaces"`
 	MaxBatch    int      `json:"max_batch,omitempty"`
@@ -368,7 +387,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	}
 	capDur := cfg.Cap
 	if capDur <= 0 {
-		capDur = time.Duration(len(scenarios)) * (2*cfg.Duration + 2*time.Minute)
+		capDur = time.Duration(len(scenarios)*cfg.Rounds) * (2*(cfg.Warmup+cfg.Duration) + 2*time.Minute)
 	}
 	ctx, cancel := context.WithTimeout(ctx, capDur)
 	defer cancel()
@@ -379,25 +398,59 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		}
 		defer os.RemoveAll(tmp)
 	}
-	rep := &Report{Machine: ReadMachine(), DurationSec: cfg.Duration.Seconds(), WarmupSec: cfg.Warmup.Seconds(), Workers: cfg.Workers, Workspaces: cfg.Workspaces, MaxBatch: cfg.MaxBatch}
+	rep := &Report{Machine: ReadMachine(), DurationSec: cfg.Duration.Seconds(), WarmupSec: cfg.Warmup.Seconds(), Rounds: cfg.Rounds,
+		Workers: cfg.Workers, Workspaces: cfg.Workspaces, MaxBatch: cfg.MaxBatch}
 	run := newRunID()
-	for _, s := range scenarios {
-		res, err := runScenario(ctx, &cfg, s, tmp, run)
+	var rounds [][]Result
+	for round := range cfg.Rounds {
+		rounds = append(rounds, nil)
+		// Each round's files apart, and gone once its rows are done.
+		dir, err := os.MkdirTemp(tmp, fmt.Sprintf("round-%d-", round+1))
 		if err != nil {
-			rep.finish()
-			if ctx.Err() != nil && errors.Is(err, context.DeadlineExceeded) {
-				err = fmt.Errorf("%s: the run took longer than its cap of %s: %w", s.name, capDur, err)
-			}
-			return rep, fmt.Errorf("%s: %w", s.name, err)
+			rep.finish(rounds)
+			return rep, err
 		}
-		rep.Results = append(rep.Results, res)
+		for _, s := range scenarios {
+			name := s.name
+			if cfg.Rounds > 1 {
+				name = fmt.Sprintf("%s (round %d of %d)", s.name, round+1, cfg.Rounds)
+			}
+			res, err := runScenario(ctx, &cfg, s, name, dir, fmt.Sprintf("%s%d", run, round))
+			if err != nil {
+				os.RemoveAll(dir)
+				rep.finish(rounds)
+				if ctx.Err() != nil && errors.Is(err, context.DeadlineExceeded) {
+					err = fmt.Errorf("%s: the run took longer than its cap of %s: %w", name, capDur, err)
+				}
+				return rep, fmt.Errorf("%s: %w", name, err)
+			}
+			rounds[round] = append(rounds[round], res)
+		}
+		if err := os.RemoveAll(dir); err != nil {
+			rep.finish(rounds)
+			return rep, err
+		}
 	}
-	rep.finish()
+	rep.finish(rounds)
 	return rep, nil
 }
 
-// finish computes the ratios and reads the peak memory.
-func (r *Report) finish() {
+// finish adds each row's rounds up, computes the ratios and reads the peak
+// memory.
+func (r *Report) finish(rounds [][]Result) {
+	r.Results = nil
+	index := map[string]int{}
+	for _, round := range rounds {
+		for _, res := range round {
+			i, ok := index[res.Scenario]
+			if !ok {
+				index[res.Scenario] = len(r.Results)
+				r.Results = append(r.Results, res)
+				continue
+			}
+			r.Results[i] = addRound(r.Results[i], res)
+		}
+	}
 	for i := range r.Results {
 		res := &r.Results[i]
 		if res.Reference == "" {
@@ -406,9 +459,92 @@ func (r *Report) finish() {
 		if ref := r.Result(res.Reference); ref != nil && ref.PairsPerSec > 0 {
 			res.Ratio = res.PairsPerSec / ref.PairsPerSec
 		}
+		if len(rounds) < 2 {
+			continue
+		}
+		// Each round's own ratio: the row against its reference of the
+		// same round, the nearest in time.
+		for _, round := range rounds {
+			var row, ref *Result
+			for j := range round {
+				switch round[j].Scenario {
+				case res.Scenario:
+					row = &round[j]
+				case res.Reference:
+					ref = &round[j]
+				}
+			}
+			if row == nil || ref == nil || ref.PairsPerSec <= 0 {
+				continue
+			}
+			ratio := row.PairsPerSec / ref.PairsPerSec
+			if res.RatioMin == 0 || ratio < res.RatioMin {
+				res.RatioMin = ratio
+			}
+			res.RatioMax = max(res.RatioMax, ratio)
+		}
 	}
 	r.PeakRSS = PeakRSS()
 	r.Machine.LoadAvg1m = loadAvg1m()
+}
+
+// addRound adds a row's next round to the sum of its earlier ones.
+func addRound(a, b Result) Result {
+	sum := a
+	sum.Pairs += b.Pairs
+	sum.Errors += b.Errors
+	if sum.FirstError == "" {
+		sum.FirstError = b.FirstError
+	}
+	sum.Seconds += b.Seconds
+	sum.cpu += b.cpu
+	sum.commands += b.commands
+	sum.batches += b.batches
+	sum.Verified = a.Verified && b.Verified
+	// Streams are opened afresh each round: the most opened, and the
+	// fewest that got the final balance.
+	sum.Streams = max(a.Streams, b.Streams)
+	sum.StreamsFinal = min(a.StreamsFinal, b.StreamsFinal)
+	sum.hist = new(Histogram)
+	for _, h := range []*Histogram{a.hist, b.hist} {
+		if h != nil {
+			sum.hist.Merge(h)
+		}
+	}
+	if a.syncs != nil || b.syncs != nil {
+		sum.syncs = new(Histogram)
+		for _, h := range []*Histogram{a.syncs, b.syncs} {
+			if h != nil {
+				sum.syncs.Merge(h)
+			}
+		}
+	}
+	sum.setFigures()
+	return sum
+}
+
+// setFigures computes the row's figures from its sums.
+func (r *Result) setFigures() {
+	r.PairsPerSec, r.RequestsPerSec, r.CPUusPerPair, r.CommandsPerBatch = 0, 0, 0, 0
+	if r.Seconds > 0 {
+		r.PairsPerSec = float64(r.Pairs) / r.Seconds
+		r.RequestsPerSec = r.PairsPerSec * float64(r.requests)
+	}
+	if r.Pairs > 0 && r.cpu > 0 {
+		r.CPUusPerPair = float64(r.cpu) / float64(time.Microsecond) / float64(r.Pairs)
+	}
+	if r.batches > 0 {
+		r.CommandsPerBatch = float64(r.commands) / float64(r.batches)
+	}
+	if h := r.hist; h != nil {
+		r.P50us, r.P99us, r.P999us = us(h.Percentile(0.50)), us(h.Percentile(0.99)), us(h.Percentile(0.999))
+		r.MaxUs, r.MeanUs = us(h.Max()), us(h.Mean())
+	}
+	if h := r.syncs; h != nil && h.Count() > 0 {
+		r.JournalSyncs = int64(h.Count())
+		r.JournalSyncP50us, r.JournalSyncP99us = us(h.Percentile(0.50)), us(h.Percentile(0.99))
+		r.JournalSyncMaxUs = us(h.Max())
+	}
 }
 
 func newRunID() string {
@@ -458,8 +594,8 @@ func parallel(ctx context.Context, n, workers int, fn func(ctx context.Context, 
 	return first
 }
 
-func runScenario(ctx context.Context, cfg *Config, s scenario, tmp, run string) (Result, error) {
-	p := newProgress(cfg.Progress, cfg.Terminal, s.name, cfg.Duration)
+func runScenario(ctx context.Context, cfg *Config, s scenario, name, tmp, run string) (Result, error) {
+	p := newProgress(cfg.Progress, cfg.Terminal, name, cfg.Duration)
 	n := 1
 	if s.shape == ShapeMany {
 		n = cfg.Workspaces
@@ -603,15 +739,9 @@ func drive(ctx context.Context, cfg *Config, s scenario, t target, ids []string,
 		res.FirstError = *m
 	}
 	res.Seconds = elapsed.Seconds()
-	res.PairsPerSec = float64(res.Pairs) / elapsed.Seconds()
-	if res.Pairs > 0 && cpu > 0 {
-		res.CPUusPerPair = float64(cpu) / float64(time.Microsecond) / float64(res.Pairs)
-	}
-	if s.requests > 0 {
-		res.RequestsPerSec = res.PairsPerSec * float64(s.requests)
-	}
-	res.P50us, res.P99us, res.P999us = us(all.Percentile(0.50)), us(all.Percentile(0.99)), us(all.Percentile(0.999))
-	res.MaxUs, res.MeanUs = us(all.Max()), us(all.Mean())
+	res.cpu = cpu
+	res.requests = s.requests
+	res.setFigures()
 	return res, nil
 }
 

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"math"
 	"net"
 	"net/http"
 	"os"
@@ -369,8 +370,8 @@ func TestFormatting(t *testing.T) {
 
 func TestReportWithoutAReferenceSaysSo(t *testing.T) {
 	t.Parallel()
-	rep := &Report{Results: []Result{{Scenario: "engine/sqlite/many", Reference: "naive/sqlite/many", Pairs: 10, PairsPerSec: 100}}}
-	rep.finish()
+	rep := &Report{}
+	rep.finish([][]Result{{{Scenario: "engine/sqlite/many", Reference: "naive/sqlite/many", Pairs: 10, PairsPerSec: 100}}})
 	var out bytes.Buffer
 	if err := rep.WriteTable(&out); err != nil {
 		t.Fatal(err)
@@ -467,5 +468,64 @@ func TestDriveCountsOnlyAfterTheWarmup(t *testing.T) {
 	}
 	if total := time.Since(began).Seconds(); res.Seconds > total-cfg.Warmup.Seconds() {
 		t.Errorf("the row's clock ran %.3fs of the %.3fs: the warm-up is in it", res.Seconds, total)
+	}
+}
+
+// Rounds add up per row: pairs, time, CPU and latencies over all of them,
+// the ratio of the sums, and the spread of each round's own ratio.
+func TestRoundsAddUp(t *testing.T) {
+	t.Parallel()
+	row := func(name, ref string, pairs int64, seconds float64, cpu time.Duration, lat time.Duration) Result {
+		h := new(Histogram)
+		for range pairs {
+			h.Record(lat)
+		}
+		r := Result{Scenario: name, Reference: ref, Pairs: pairs, Seconds: seconds, Verified: true, hist: h, cpu: cpu, requests: 2,
+			commands: 2 * pairs, batches: pairs / 10}
+		r.setFigures()
+		return r
+	}
+	rep := &Report{Rounds: 2}
+	rep.finish([][]Result{
+		{row("http/many", "http/noop", 400, 1, 400*time.Millisecond, time.Millisecond), row("http/noop", "", 1000, 1, 200*time.Millisecond, time.Millisecond)},
+		{row("http/many", "http/noop", 600, 1, 300*time.Millisecond, 3*time.Millisecond), row("http/noop", "", 1000, 1, 300*time.Millisecond, time.Millisecond)},
+	})
+	if len(rep.Results) != 2 {
+		t.Fatalf("%d rows, want 2", len(rep.Results))
+	}
+	many := rep.Result("http/many")
+	checks := []struct {
+		what      string
+		got, want float64
+	}{
+		{"pairs", float64(many.Pairs), 1000},
+		{"seconds", many.Seconds, 2},
+		{"pairs/s", many.PairsPerSec, 500},
+		{"requests/s", many.RequestsPerSec, 1000},
+		{"CPU µs a pair", many.CPUusPerPair, 700},
+		{"commands a batch", many.CommandsPerBatch, 20},
+		{"ratio", many.Ratio, 0.5},
+		{"lowest round's ratio", many.RatioMin, 0.4},
+		{"highest round's ratio", many.RatioMax, 0.6},
+		{"latencies", float64(many.Histogram().Count()), 1000},
+	}
+	for _, c := range checks {
+		if math.Abs(c.got-c.want) > 1e-9*c.want {
+			t.Errorf("%s: %v, want %v", c.what, c.got, c.want)
+		}
+	}
+	// 400 pairs at 1 ms and 600 at 3 ms: the median is in the second round.
+	if many.P50us < 2900 || many.P50us > 3100 {
+		t.Errorf("p50 %vµs, want about 3000", many.P50us)
+	}
+	if !many.Verified {
+		t.Error("verified in both rounds, but not in the sum")
+	}
+	var out bytes.Buffer
+	if err := rep.WriteTable(&out); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out.String(), "0.50× http/noop (rounds 0.40–0.60)") || !strings.Contains(out.String(), "in each of 2 rounds") {
+		t.Errorf("table:\n%s", out.String())
 	}
 }

@@ -101,17 +101,14 @@ func (t *engineTarget) StartMeasuring() {
 // average, during the load: group commit at work.
 func (t *engineTarget) Finish(ctx context.Context, res *Result) error {
 	s := t.engine.Stats()
-	if b := s.Batches - t.setup.Batches; b > 0 {
-		res.CommandsPerBatch = float64(s.Commands-t.setup.Commands) / float64(b)
-	}
+	res.commands, res.batches = s.Commands-t.setup.Commands, s.Batches-t.setup.Batches
 	if _, ok := t.store.(*sqlite.Store); ok {
 		t.syncs.mu.Lock()
-		h := &t.syncs.h
-		res.JournalSyncs = int64(h.Count())
-		res.JournalSyncP50us, res.JournalSyncP99us = us(h.Percentile(0.50)), us(h.Percentile(0.99))
-		res.JournalSyncMaxUs = us(h.Max())
+		h := t.syncs.h
 		t.syncs.mu.Unlock()
+		res.syncs = &h
 	}
+	res.setFigures()
 	return nil
 }
 

@@ -84,6 +84,8 @@ func (r *Report) WriteTable(w io.Writer) error {
 		}
 		vs := "reference"
 		switch {
+		case res.Reference != "" && res.Ratio > 0 && res.RatioMin > 0:
+			vs = fmt.Sprintf("%s× %s (rounds %s–%s)", fmtRatio(res.Ratio), res.Reference, fmtRatio(res.RatioMin), fmtRatio(res.RatioMax))
 		case res.Reference != "" && res.Ratio > 0:
 			vs = fmt.Sprintf("%s× %s", fmtRatio(res.Ratio), res.Reference)
 		case res.Reference != "":
@@ -132,7 +134,11 @@ func (r *Report) WriteTable(w io.Writer) error {
 				fmtMicros(res.JournalSyncP50us), fmtMicros(res.JournalSyncP99us), fmtMicros(res.JournalSyncMaxUs), res.JournalSyncs)
 		}
 		if res.Streams > 0 {
-			fmt.Fprintf(w, "%s: %d balance streams open on the workspace; %d received the final balance\n", res.Scenario, res.Streams, res.StreamsFinal)
+			every := ""
+			if r.Rounds > 1 {
+				every = " in every round"
+			}
+			fmt.Fprintf(w, "%s: %d balance streams open on the workspace; %d received the final balance%s\n", res.Scenario, res.Streams, res.StreamsFinal, every)
 		}
 	}
 	rss := "unknown"
@@ -153,8 +159,12 @@ func (r *Report) WriteTable(w io.Writer) error {
 	if r.MaxBatch > 0 {
 		batch = strconv.Itoa(r.MaxBatch)
 	}
-	_, err := fmt.Fprintf(w, "%s per scenario after %s of warm-up, %d workers, %d workspaces (many), max batch %s; a pair is hold + capture of content_rewrite; http rows make 2 requests per pair\n",
-		time.Duration(r.DurationSec*float64(time.Second)), time.Duration(r.WarmupSec*float64(time.Second)), r.Workers, r.Workspaces, batch)
+	rounds := ""
+	if r.Rounds > 1 {
+		rounds = fmt.Sprintf(" in each of %d rounds (rows in turn; figures over all rounds)", r.Rounds)
+	}
+	_, err := fmt.Fprintf(w, "%s per scenario after %s of warm-up%s, %d workers, %d workspaces (many), max batch %s; a pair is hold + capture of content_rewrite; http rows make 2 requests per pair\n",
+		time.Duration(r.DurationSec*float64(time.Second)), time.Duration(r.WarmupSec*float64(time.Second)), rounds, r.Workers, r.Workspaces, batch)
 	return err
 }
 

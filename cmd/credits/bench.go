@@ -38,6 +38,7 @@ func (c *BenchCommand) Run(ctx context.Context, args []string) (err error) {
 	cfg := bench.Config{}
 	fs.DurationVar(&cfg.Duration, "duration", 5*time.Second, "how long each scenario runs")
 	warmup := fs.Duration("warmup", time.Second, "load run before each scenario's --duration and not counted (0: none)")
+	fs.IntVar(&cfg.Rounds, "rounds", 1, "run every scenario this many times, in turn, and report each over all its rounds with the spread of its ratio")
 	fs.IntVar(&cfg.Workers, "workers", 64, "concurrent callers (HTTP: keep-alive clients)")
 	fs.IntVar(&cfg.Workspaces, "workspaces", 10_000, "workspaces of the many shape")
 	fs.IntVar(&cfg.Streams, "streams", bench.DefaultStreams, "balance streams open on the workspace of the http/hot+streams row")
@@ -116,8 +117,8 @@ func (c *BenchCommand) Run(ctx context.Context, args []string) (err error) {
 	if fs.NArg() > 0 {
 		return usageError{fmt.Sprintf("bench takes no arguments, got %q", fs.Args())}
 	}
-	if cfg.Duration <= 0 || cfg.Workers <= 0 || cfg.Workspaces <= 0 || cfg.MaxBatch < 0 || *warmup < 0 {
-		return usageError{"--duration, --workers and --workspaces must be positive, --batch and --warmup not negative"}
+	if cfg.Duration <= 0 || cfg.Workers <= 0 || cfg.Workspaces <= 0 || cfg.Rounds <= 0 || cfg.MaxBatch < 0 || *warmup < 0 {
+		return usageError{"--duration, --workers, --workspaces and --rounds must be positive, --batch and --warmup not negative"}
 	}
 	cfg.Warmup = *warmup
 	if cfg.Warmup == 0 {

@@ -121,6 +121,7 @@ func TestBenchFlagErrors(t *testing.T) {
 		{[]string{"bench", "--scenarios", "nope"}, `no scenario matches "nope"`},
 		{[]string{"bench", "--workers", "0"}, "must be positive"},
 		{[]string{"bench", "--warmup", "-1s"}, "--warmup not negative"},
+		{[]string{"bench", "--rounds", "0"}, "--rounds must be positive"},
 		{[]string{"bench", "extra"}, "takes no arguments"},
 		{[]string{"bench", "--duration", "soon"}, "invalid value"},
 	} {
@@ -166,5 +167,25 @@ func TestBenchProfiles(t *testing.T) {
 	err := (&BenchCommand{Stdout: &out, Stderr: &errOut, Getenv: env{}.get}).Run(context.Background(), []string{"--memprofile", missing})
 	if err == nil || !strings.Contains(err.Error(), "no-such-dir") || strings.Contains(out.String(), "scenario") {
 		t.Errorf("--memprofile to a missing directory: err %v, stdout %q; want the path's error before any scenario", err, out.String())
+	}
+}
+
+// Rounds run every row in turn and report each over all of them, with the
+// spread of its rounds' ratios.
+func TestBenchRounds(t *testing.T) {
+	t.Parallel()
+	out, rep := runBench(t, nil, "--scenarios", "engine/sqlite/hot,naive/sqlite/hot", "--rounds", "2")
+	checkRows(t, out, rep, []string{"engine/sqlite/hot", "naive/sqlite/hot"})
+	if rep.Rounds != 2 || strings.Count(out, "(round 2 of 2)") == 0 {
+		t.Fatalf("rounds %d; output:\n%s", rep.Rounds, out)
+	}
+	r := rep.Results[0]
+	// The rounds' times differ a little, so the ratio of the sums may
+	// fall a little outside the rounds' own.
+	if !(r.RatioMin > 0 && r.RatioMin <= r.RatioMax && r.Ratio >= 0.9*r.RatioMin && r.Ratio <= 1.1*r.RatioMax) {
+		t.Errorf("ratio %v, rounds' ratios %v to %v: want the sum's about between them", r.Ratio, r.RatioMin, r.RatioMax)
+	}
+	if !strings.Contains(out, "× naive/sqlite/hot (rounds ") {
+		t.Errorf("the table shows no spread:\n%s", out)
 	}
 }
