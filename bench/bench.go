@@ -665,10 +665,10 @@ func drive(ctx context.Context, cfg *Config, s scenario, t target, ids []string,
 	go func() {
 		if cfg.Warmup > 0 {
 			p.setup(fmt.Sprintf("warming up for %s", cfg.Warmup))
-			t := time.NewTimer(cfg.Warmup)
-			defer t.Stop()
+			timer := time.NewTimer(cfg.Warmup)
+			defer timer.Stop()
 			select {
-			case <-t.C:
+			case <-timer.C:
 			case <-ctx.Done():
 			}
 		}
