@@ -335,7 +335,8 @@ type Result struct {
 	// Verified is set when Config.Verify checked the store afterwards.
 	Verified bool `json:"verified,omitempty"`
 	// Streams were open on the workspace during the row; StreamsFinal of
-	// them received the final balance.
+	// them received the final balance (over rounds: the most opened in a
+	// round, and the fewest that got it).
 	Streams      int `json:"streams,omitempty"`
 	StreamsFinal int `json:"streams_final,omitempty"`
 

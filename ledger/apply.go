@@ -60,17 +60,13 @@ func newState(now time.Time, cat *credits.Catalog, newID func(string) string) *s
 	}
 }
 
-// changes collects what the batch wrote, in a deterministic order.
+// changesOf collects what the batch wrote, in a deterministic order;
+// dirtyAcc is sortedKeys(s.dirtyAcc), which the writer needs again for the
+// balances it publishes.
 //
 // Each slice is made at its final size: they live until the batch is in the
 // store's tables, and doubling appends would leave about as much garbage
 // as they keep (credits bench -memprofile).
-func (s *state) changes() *Changes {
-	return s.changesOf(sortedKeys(s.dirtyAcc))
-}
-
-// changesOf is changes with the dirty accounts already sorted (the writer
-// needs them again for the balances it publishes).
 func (s *state) changesOf(dirtyAcc []string) *Changes {
 	c := &Changes{Entries: s.entries}
 	var nNew, nWs int

@@ -10,6 +10,9 @@ import (
 
 // The rules without a database: state in, commands applied, changes out.
 
+// changes is what the writer collects after a batch (runBatch).
+func (s *state) changes() *Changes { return s.changesOf(sortedKeys(s.dirtyAcc)) }
+
 var t0 = time.Date(2025, 3, 31, 8, 0, 0, 0, time.UTC)
 
 func testState(now time.Time, plan string, available, held, used int64) (*state, *Account) {
