@@ -26,7 +26,6 @@ var version = "dev"
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	applyGC(os.Getenv)
 	os.Exit(Run(ctx, os.Args[1:], os.Stdout, os.Stderr))
 }
 

@@ -159,7 +159,6 @@ func (c *ServeCommand) Run(ctx context.Context) error {
 	api := httpapi.New(httpapi.Config{Engine: engine, Auth: authn, AI: gateway, Logger: log,
 		RateLimit: c.Limits.rateLimit(), MaxStreamsPerWorkspace: c.Limits.MaxStreams, WriteTimeout: c.Limits.WriteTimeout})
 	log.Info("abuse limits", c.Limits.logAttrs()...)
-	log.Info("garbage collector", gcAttrs()...)
 	if c.Demo {
 		ids, err := seedDemo(ctx, engine)
 		if err != nil {
