@@ -2,7 +2,7 @@ package sqlite
 
 import (
 	"context"
-	"database/sql"
+	"database/sql/driver"
 	"encoding/json"
 	"fmt"
 	"log/slog"
@@ -356,21 +356,14 @@ var materializeQueries = func() []string {
 // bulkWriter writes one table's rows of a window: args holds the rows'
 // values, b.cols a row.
 type bulkWriter struct {
-	s    *Store
-	tx   *sql.Tx
-	args []any
+	raw *rawConn
 }
 
 func (w *bulkWriter) exec(ctx context.Context, b bulk, args []any) error {
 	rows := len(args) / b.cols
 	for _, n := range bulkSizes {
-		if rows < n {
-			continue
-		}
-		st := w.tx.StmtContext(ctx, w.s.stmts.m[b.query(n)])
 		for ; rows >= n; rows -= n {
-			if _, err := st.ExecContext(ctx, args[:n*b.cols]...); err != nil {
-				st.Close()
+			if err := w.raw.exec(ctx, b.query(n), args[:n*b.cols]...); err != nil {
 				return err
 			}
 			// A window is tens of milliseconds of SQLite on this
@@ -382,38 +375,70 @@ func (w *bulkWriter) exec(ctx context.Context, b bulk, args []any) error {
 			runtime.Gosched()
 			args = args[n*b.cols:]
 		}
-		st.Close()
 	}
 	return nil
 }
 
 // materialize writes a window of batches into the tables in one
-// transaction.
+// transaction, on the writer connection's driver connection (see rawConn).
 func (s *Store) materialize(ctx context.Context, window []*record) error {
 	ctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
-	m := &s.merged
-	m.fill(window)
-	defer m.reset()
-	tx, err := s.w.BeginTx(ctx, nil)
+	var heads map[string]int64
+	err := s.onRaw(ctx, func(dc any) error {
+		var err error
+		heads, err = s.materializeOn(ctx, dc, window)
+		return err
+	})
 	if err != nil {
 		return err
 	}
-	defer tx.Rollback() //nolint:errcheck // after Commit it is a no-op
-	w := &bulkWriter{s: s, tx: tx}
+	// Only now, with the tables holding them, may the heads be cached.
+	if len(s.heads)+len(heads) > maxCachedHeads {
+		s.heads = make(map[string]int64, len(heads))
+	}
+	for id, seq := range heads {
+		s.heads[id] = seq
+	}
+	return nil
+}
+
+// materializeOn writes the window in one transaction on the driver
+// connection dc and commits it. It returns the window's workspaces'
+// newest entries.
+func (s *Store) materializeOn(ctx context.Context, dc any, window []*record) (heads map[string]int64, err error) {
+	m := &s.merged
+	m.fill(window)
+	defer m.reset()
+	b, ok := dc.(driver.ConnBeginTx)
+	if !ok {
+		return nil, fmt.Errorf("sqlite: the driver connection %T cannot begin with options", dc)
+	}
+	tx, err := b.BeginTx(ctx, driver.TxOptions{})
+	if err != nil {
+		return nil, err
+	}
+	committed := false
+	defer func() {
+		if !committed {
+			_ = tx.Rollback() // the error that brought us here is the one to report
+		}
+	}()
+	w := &bulkWriter{raw: &s.raw}
 	args := make([]any, 0, 1024)
 
 	// Parents before children (foreign keys), each in key order: b-tree
-	// inserts in order touch each page once.
+	// inserts in order touch each page once. Every value is a driver value
+	// (int64, string, []byte, nil): nothing converts them (see rawConn).
 	if len(m.workspaces) > 0 {
 		args = args[:0]
 		for _, id := range sortedMapKeys(m.workspaces) {
 			a := m.workspaces[id]
 			ws := a.Workspace
-			args = append(args, ws.ID, ws.Name, ws.Plan, nullString(ws.PendingPlan), micros(ws.CycleAnchor), micros(ws.CreatedAt), a.Cycle.N, micros(a.NextExpiry))
+			args = append(args, ws.ID, ws.Name, ws.Plan, nullString(ws.PendingPlan), micros(ws.CycleAnchor), micros(ws.CreatedAt), int64(a.Cycle.N), micros(a.NextExpiry))
 		}
 		if err := w.exec(ctx, bulkWorkspaces, args); err != nil {
-			return fmt.Errorf("workspaces: %w", err)
+			return nil, fmt.Errorf("workspaces: %w", err)
 		}
 	}
 	if len(m.cycles) > 0 {
@@ -425,10 +450,10 @@ func (s *Store) materialize(ctx context.Context, window []*record) error {
 		args = args[:0]
 		for _, k := range keys {
 			cy := m.cycles[k]
-			args = append(args, k.WorkspaceID, cy.N, micros(cy.Start), micros(cy.End), cy.Granted, cy.Available, cy.Held, cy.Used, cy.Expired)
+			args = append(args, k.WorkspaceID, int64(cy.N), micros(cy.Start), micros(cy.End), cy.Granted, cy.Available, cy.Held, cy.Used, cy.Expired)
 		}
 		if err := w.exec(ctx, bulkCycles, args); err != nil {
-			return fmt.Errorf("cycles: %w", err)
+			return nil, fmt.Errorf("cycles: %w", err)
 		}
 	}
 	if len(m.charges) > 0 {
@@ -439,22 +464,19 @@ func (s *Store) materialize(ctx context.Context, window []*record) error {
 			if len(ch.Metadata) > 0 {
 				b, err := json.Marshal(ch.Metadata)
 				if err != nil {
-					return err
+					return nil, err
 				}
 				md = string(b)
 			}
-			args = append(args, ch.ID, ch.WorkspaceID, ch.Cycle, ch.Operation, ch.Quantity, ch.Cost, ch.Status, nullString(ch.MemberID), md,
+			args = append(args, ch.ID, ch.WorkspaceID, int64(ch.Cycle), ch.Operation, ch.Quantity, ch.Cost, ch.Status, nullString(ch.MemberID), md,
 				micros(ch.CreatedAt), micros(ch.ExpiresAt), micros(ch.FinalizedAt))
 		}
 		if err := w.exec(ctx, bulkCharges, args); err != nil {
-			return fmt.Errorf("charges: %w", err)
+			return nil, fmt.Errorf("charges: %w", err)
 		}
 	}
-	var heads map[string]int64 // the window's workspaces' newest entries
 	if m.entries > 0 {
 		heads = make(map[string]int64, min(m.entries, 1024))
-		head := tx.StmtContext(ctx, s.stmts.m[qLedgerHead])
-		defer head.Close()
 		args = args[:0]
 		for _, r := range window {
 			for i := range r.Changes.Entries {
@@ -462,28 +484,28 @@ func (s *Store) materialize(ctx context.Context, window []*record) error {
 				prev, ok := heads[e.WorkspaceID]
 				if !ok {
 					if prev, ok = s.heads[e.WorkspaceID]; !ok {
-						if err := head.QueryRowContext(ctx, e.WorkspaceID).Scan(&prev); err != nil && err != sql.ErrNoRows {
-							return fmt.Errorf("ledger head of %s: %w", e.WorkspaceID, err)
+						if prev, _, err = s.raw.queryInt64(ctx, qLedgerHead, e.WorkspaceID); err != nil {
+							return nil, fmt.Errorf("ledger head of %s: %w", e.WorkspaceID, err)
 						}
 					}
 				}
 				if prev >= e.Seq {
-					return fmt.Errorf("entry %d of %s follows entry %d: the ledger would go back", e.Seq, e.WorkspaceID, prev)
+					return nil, fmt.Errorf("entry %d of %s follows entry %d: the ledger would go back", e.Seq, e.WorkspaceID, prev)
 				}
 				heads[e.WorkspaceID] = e.Seq
-				args = append(args, e.Seq, e.WorkspaceID, e.Cycle, micros(e.At), e.Type, e.Amount, e.AvailableAfter,
+				args = append(args, e.Seq, e.WorkspaceID, int64(e.Cycle), micros(e.At), e.Type, e.Amount, e.AvailableAfter,
 					emptyNull(e.ChargeID), emptyNull(e.Operation), emptyNull(e.MemberID), emptyNull(e.Reason), prev)
 			}
 		}
 		if err := w.exec(ctx, bulkEntries, args); err != nil {
-			return fmt.Errorf("entries: %w", err)
+			return nil, fmt.Errorf("entries: %w", err)
 		}
 		args = args[:0]
 		for _, id := range sortedMapKeys(heads) {
 			args = append(args, id, heads[id])
 		}
 		if err := w.exec(ctx, bulkHeads, args); err != nil {
-			return fmt.Errorf("ledger heads: %w", err)
+			return nil, fmt.Errorf("ledger heads: %w", err)
 		}
 	}
 	if len(m.idem) > 0 {
@@ -491,29 +513,23 @@ func (s *Store) materialize(ctx context.Context, window []*record) error {
 		for _, r := range m.idem {
 			id, err := answerChargeID(r.result)
 			if err != nil {
-				return fmt.Errorf("idempotency key %q: %w", r.rec.Key, err)
+				return nil, fmt.Errorf("idempotency key %q: %w", r.rec.Key, err)
 			}
 			args = append(args, r.rec.WorkspaceID, r.rec.Key, r.rec.Fingerprint, micros(r.rec.CreatedAt),
 				idemHash(r.rec.WorkspaceID, r.rec.Key), emptyNull(id), r.result)
 		}
 		if err := w.exec(ctx, bulkIdem, args); err != nil {
-			return fmt.Errorf("idempotency keys: %w", err)
+			return nil, fmt.Errorf("idempotency keys: %w", err)
 		}
 	}
-	if _, err := tx.StmtContext(ctx, s.stmts.m[qSetMaterialized]).ExecContext(ctx, window[len(window)-1].Batch); err != nil {
-		return err
+	if err := s.raw.exec(ctx, qSetMaterialized, int64(window[len(window)-1].Batch)); err != nil {
+		return nil, err
 	}
 	if err := tx.Commit(); err != nil {
-		return err
+		return nil, err
 	}
-	// Only now, with the tables holding them, may the heads be cached.
-	if len(s.heads)+len(heads) > maxCachedHeads {
-		s.heads = make(map[string]int64, len(heads))
-	}
-	for id, seq := range heads {
-		s.heads[id] = seq
-	}
-	return nil
+	committed = true
+	return heads, nil
 }
 
 func sortedMapKeys[V any](m map[string]V) []string {

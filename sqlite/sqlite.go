@@ -57,7 +57,7 @@ type Store struct {
 	w     *sql.DB // the one writer connection: the materializer's, and the AI and auth records'
 	r     *sql.DB // readers
 	path  string
-	stmts stmtCache // the materializer's prepared statements, on w
+	raw   rawConn   // the materializer's statements, on w's driver connection
 	reads stmtCache // the engine's lookups, on r
 	ckpt  checkpointer
 
@@ -176,7 +176,7 @@ func (s *Store) openWriter(ctx context.Context) error {
 	if err := s.migrate(ctx); err != nil {
 		return err
 	}
-	if err := s.stmts.prepare(ctx, s.w, materializeQueries); err != nil {
+	if err := s.onRaw(ctx, func(dc any) error { return s.raw.prepare(ctx, materializeQueries) }); err != nil {
 		return err
 	}
 	var materialized uint64
@@ -254,7 +254,7 @@ func (s *Store) close() error {
 	s.mat.mu.Unlock()
 	jerr := s.j.close(all)
 	s.stopCheckpointer()
-	s.stmts.close()
+	_ = s.onRaw(context.Background(), func(dc any) error { s.raw.close(dc); return nil }) // closing anyway
 	s.reads.close()
 	err := s.r.Close()
 	if e := s.w.Close(); err == nil {
