@@ -2,6 +2,7 @@ package ledger
 
 import (
 	"fmt"
+	"reflect"
 	"testing"
 	"time"
 
@@ -180,5 +181,36 @@ func TestApplyPlanChange(t *testing.T) {
 				t.Fatalf("entries %q, want %q", got, tt.entries)
 			}
 		})
+	}
+}
+
+// The writer reuses one state for every batch: clearFor must leave nothing
+// of the last batch in any of its maps, including maps added later.
+func TestStateClearFor(t *testing.T) {
+	s, _ := testState(t0, "free", 250, 0, 0)
+	cmd := &holdCmd{p: HoldParams{WorkspaceID: "w", IdempotencyKey: "k", Operation: "content_rewrite", Quantity: 1, HoldSeconds: 600}, cost: 1, fingerprint: "f"}
+	if res := cmd.apply(s); res.Err != nil {
+		t.Fatal(res.Err)
+	}
+	filled := 0
+	v := reflect.ValueOf(s).Elem()
+	for i := range v.NumField() {
+		if f := v.Field(i); f.Kind() == reflect.Map && f.Len() > 0 {
+			filled++
+		}
+	}
+	if filled < 5 || len(s.entries) == 0 {
+		t.Fatalf("the hold filled %d maps and %d entries: the test no longer exercises clearFor", filled, len(s.entries))
+	}
+	later := t0.Add(time.Hour)
+	s.clearFor(later)
+	for i := range v.NumField() {
+		f := v.Field(i)
+		if f.Kind() == reflect.Map && f.Len() > 0 {
+			t.Errorf("after clearFor, %s still holds %d entries", v.Type().Field(i).Name, f.Len())
+		}
+	}
+	if s.entries != nil || !s.now.Equal(later) {
+		t.Errorf("after clearFor: entries %v, now %v", s.entries, s.now)
 	}
 }
