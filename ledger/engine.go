@@ -72,8 +72,6 @@ type Engine struct {
 	once    sync.Once
 
 	batches, commands atomic.Int64
-	// state is the writer's, refilled for each batch (see state.clearFor).
-	state *state
 	// cache is what this process committed, when it is the store's only
 	// writer; nil otherwise.
 	cache *cache

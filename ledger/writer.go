@@ -23,6 +23,8 @@ type request struct {
 
 func (e *Engine) run() {
 	batch := make([]request, 0, e.opts.MaxBatch)
+	// Each writer goroutine refills its own state (see state.clearFor).
+	s := newState(e.now(), &e.cat, newID)
 	for {
 		select {
 		case r := <-e.queue:
@@ -46,7 +48,7 @@ func (e *Engine) run() {
 				break fill
 			}
 		}
-		e.commit(batch)
+		e.commit(s, batch)
 	}
 }
 
@@ -54,10 +56,10 @@ func (e *Engine) run() {
 // nothing of it was committed. The cause is logged, not shown to clients.
 var errUnavailable = &credits.Error{Code: credits.CodeUnavailable, Message: "the store is unavailable; nothing was charged"}
 
-func (e *Engine) commit(batch []request) {
+func (e *Engine) commit(s *state, batch []request) {
 	e.batches.Add(1)
 	e.commands.Add(int64(len(batch)))
-	results, changed, err := e.safeRunBatch(batch)
+	results, changed, err := e.safeRunBatch(s, batch)
 	if err != nil {
 		e.log.Error("batch failed; nothing of it was committed", "commands", len(batch), "err", err)
 		for _, r := range batch {
@@ -83,18 +85,18 @@ func (e *Engine) commit(batch []request) {
 // safeRunBatch turns a panic in a batch (a bug) into an error for its
 // callers, so one bad command cannot stop the writer. The transaction rolls
 // back: nothing of the batch is committed.
-func (e *Engine) safeRunBatch(batch []request) (results []result, changed []credits.Balance, err error) {
+func (e *Engine) safeRunBatch(s *state, batch []request) (results []result, changed []credits.Balance, err error) {
 	defer func() {
 		if v := recover(); v != nil {
 			err = fmt.Errorf("panic in batch: %v\n%s", v, debug.Stack())
 		}
 	}()
-	return e.runBatch(batch)
+	return e.runBatch(s, batch)
 }
 
 // runBatch loads, applies, writes and commits one batch. It returns each
 // command's result and the balances that changed.
-func (e *Engine) runBatch(batch []request) ([]result, []credits.Balance, error) {
+func (e *Engine) runBatch(s *state, batch []request) ([]result, []credits.Balance, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), e.opts.BatchTimeout)
 	defer cancel()
 	tx, err := e.store.Begin(ctx)
@@ -103,10 +105,6 @@ func (e *Engine) runBatch(batch []request) ([]result, []credits.Balance, error) 
 	}
 	defer tx.Rollback() //nolint:errcheck // after Commit it is a no-op
 
-	if e.state == nil {
-		e.state = newState(e.now(), &e.cat, newID)
-	}
-	s := e.state
 	s.clearFor(e.now())
 	s.entries = make([]credits.Entry, 0, len(batch)) // most commands write one
 	if err := e.load(ctx, tx, s, batch); err != nil {
