@@ -107,8 +107,11 @@ type Config struct {
 	// StartServer starts `credits serve` for the HTTP rows when ServerURL
 	// is empty; nil leaves the http/many and http/hot rows out.
 	StartServer StartServerFunc
-	MaxBatch    int    // the engine's MaxBatch (0: the engine's default)
-	TempDir     string // for SQLite files (os.MkdirTemp)
+	MaxBatch    int // the engine's MaxBatch (0: the engine's default)
+	// Writers is the engine's Writers on PostgreSQL (credits bench passes
+	// credits serve's; 0: one).
+	Writers int
+	TempDir string // for SQLite files (os.MkdirTemp)
 	// Cap bounds the whole run (default: per row, twice Duration plus two
 	// minutes for setup and teardown).
 	Cap time.Duration
@@ -361,6 +364,7 @@ type Report struct {
 	Workers     int      `json:"workers"`
 	Workspaces  int      `json:"workspaces"`
 	MaxBatch    int      `json:"max_batch,omitempty"`
+	Writers     int      `json:"postgres_writers,omitempty"`
 	Results     []Result `json:"results"`
 }
 
@@ -400,7 +404,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		defer os.RemoveAll(tmp)
 	}
 	rep := &Report{Machine: ReadMachine(), DurationSec: cfg.Duration.Seconds(), WarmupSec: cfg.Warmup.Seconds(), Rounds: cfg.Rounds,
-		Workers: cfg.Workers, Workspaces: cfg.Workspaces, MaxBatch: cfg.MaxBatch}
+		Workers: cfg.Workers, Workspaces: cfg.Workspaces, MaxBatch: cfg.MaxBatch, Writers: cfg.Writers}
 	run := newRunID()
 	var rounds [][]Result
 	for round := range cfg.Rounds {

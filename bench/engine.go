@@ -70,7 +70,7 @@ func newEngineTarget(ctx context.Context, cfg *Config, s scenario, tmp string, i
 	default:
 		return nil, fmt.Errorf("engine on %q", s.backend)
 	}
-	t.engine, err = ledger.New(t.store, Catalog(), ledger.Options{MaxBatch: cfg.MaxBatch, Writers: 4, Logger: cfg.Logger})
+	t.engine, err = ledger.New(t.store, Catalog(), ledger.Options{MaxBatch: cfg.MaxBatch, Writers: cfg.Writers, Logger: cfg.Logger})
 	if err != nil {
 		return nil, err
 	}

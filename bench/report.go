@@ -159,6 +159,9 @@ func (r *Report) WriteTable(w io.Writer) error {
 	if r.MaxBatch > 0 {
 		batch = strconv.Itoa(r.MaxBatch)
 	}
+	if r.Writers > 0 {
+		batch += fmt.Sprintf(", %d PostgreSQL writers", r.Writers)
+	}
 	rounds := ""
 	if r.Rounds > 1 {
 		rounds = fmt.Sprintf(" in each of %d rounds (rows in turn; figures over all rounds)", r.Rounds)

@@ -133,6 +133,7 @@ func (c *BenchCommand) Run(ctx context.Context, args []string) (err error) {
 		}
 	}
 	cfg.StartServer = c.startServe
+	cfg.Writers = postgresWriters // the engine rows run what serve runs
 	cfg.Progress = c.Stdout
 	if c.Terminal != nil {
 		cfg.Terminal = *c.Terminal
