@@ -184,7 +184,7 @@ func TestApplyPlanChange(t *testing.T) {
 	}
 }
 
-// The writer reuses one state for every batch: clearFor must leave nothing
+// Each writer goroutine reuses one state for every batch: clearFor must leave nothing
 // of the last batch in any of its maps, including maps added later.
 func TestStateClearFor(t *testing.T) {
 	s, _ := testState(t0, "free", 250, 0, 0)
