@@ -32,8 +32,10 @@ func (r *rawConn) use(dc any) {
 	if r.dc == dc {
 		return
 	}
-	// The old connection is gone (database/sql closed it), and with it
-	// its statements.
+	// The old connection is gone: database/sql closes a connection only
+	// once the driver calls it unusable, and its statements cannot be
+	// finalized after that (the driver has let go of its SQLite thread
+	// state), so they are dropped. TestMaterializerNewConnection.
 	r.dc, r.stmts = dc, map[string]driver.Stmt{}
 }
 
