@@ -10,17 +10,18 @@ import (
 
 // rawConn runs the materializer's statements on the writer connection's
 // driver connection, past database/sql. For each statement database/sql
-// checks and converts every argument into a new slice (768 of them for a
-// 64-row statement of charges) and takes its locks: in a profile of
-// credits bench that slice was 7% of all the bytes allocated. Here one
+// checks and converts every argument into a new slice (3,072 of them for a
+// 256-row statement of charges) and takes its locks: in a profile of
+// credits bench, with 64-row statements, that slice was 7% of all the bytes
+// allocated. Here one
 // slice of arguments serves every statement, and a statement runs without
 // a context of its own (the driver starts a goroutine per statement to
 // watch one); the window checks its context between statements instead.
 //
 // The statements are prepared on the driver connection they run on, the
 // first time each is needed, and prepared again if database/sql has
-// replaced that connection. Only materialize uses a rawConn, never twice at
-// once.
+// replaced that connection. The materializer uses it, and Open and Close
+// while the materializer is not running: never two at once.
 type rawConn struct {
 	dc    any // the driver connection stmts belong to
 	stmts map[string]driver.Stmt
@@ -32,10 +33,11 @@ func (r *rawConn) use(dc any) {
 	if r.dc == dc {
 		return
 	}
-	// The old connection is gone: database/sql closes a connection only
-	// once the driver calls it unusable, and its statements cannot be
-	// finalized after that (the driver has let go of its SQLite thread
-	// state), so they are dropped. TestMaterializerNewConnection.
+	// The old connection is gone: database/sql replaces a connection only
+	// once the driver calls it unusable or a caller reported it bad, and
+	// closes it; its statements cannot be finalized after that (the driver
+	// has let go of its SQLite thread state), so they are dropped.
+	// TestMaterializerNewConnection.
 	r.dc, r.stmts = dc, map[string]driver.Stmt{}
 }
 
