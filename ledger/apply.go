@@ -41,14 +41,14 @@ type state struct {
 	newIDFunc    func(prefix string) string
 }
 
-// clearFor empties s for the next batch, keeping its maps' room: each writer
-// goroutine (PostgreSQL runs several) fills its own state batch after batch
-// instead of making and growing thirteen
-// maps for each (BenchmarkPairs -benchmem: 11,609 -> 10,452 bytes a pair on
-// many workspaces, 9,904 -> 9,086 on one). Nothing may
-// keep a reference to the maps themselves; what they point to (accounts,
-// charges) is made anew by each batch's load, so results and changes that
-// point there stay as they were.
+// clearFor empties s for the next batch, keeping its maps' room: each
+// writer goroutine (PostgreSQL runs several) fills its own state batch
+// after batch instead of making and growing thirteen maps for each
+// (BenchmarkPairs -benchmem: 11,609 -> 10,452 bytes a pair on many
+// workspaces, 9,904 -> 9,086 on one). Nothing may keep a reference to the
+// maps themselves; what they point to (accounts, charges) is made anew by
+// each batch's load, so results and changes that point there stay as they
+// were.
 func (s *state) clearFor(now time.Time) {
 	s.now = now
 	clear(s.accounts)

@@ -184,8 +184,9 @@ func TestApplyPlanChange(t *testing.T) {
 	}
 }
 
-// Each writer goroutine reuses one state for every batch: clearFor must leave nothing
-// of the last batch in any of its maps, including maps added later.
+// Each writer goroutine reuses one state for every batch: clearFor must
+// leave nothing of the last batch in any of its maps, including maps added
+// later.
 func TestStateClearFor(t *testing.T) {
 	s, _ := testState(t0, "free", 250, 0, 0)
 	cmd := &holdCmd{p: HoldParams{WorkspaceID: "w", IdempotencyKey: "k", Operation: "content_rewrite", Quantity: 1, HoldSeconds: 600}, cost: 1, fingerprint: "f"}

@@ -358,17 +358,13 @@ var materializeQueries = func() []string {
 	return qs
 }()
 
-// bulkWriter writes one table's rows of a window: args holds the rows'
+// execBulk writes one table's rows of a window: args holds the rows'
 // values, b.cols a row.
-type bulkWriter struct {
-	raw *rawConn
-}
-
-func (w *bulkWriter) exec(ctx context.Context, b bulk, args []any) error {
+func (r *rawConn) execBulk(ctx context.Context, b bulk, args []any) error {
 	rows := len(args) / b.cols
 	for _, n := range bulkSizes {
 		for ; rows >= n; rows -= n {
-			if err := w.raw.exec(ctx, b.query(n), args[:n*b.cols]...); err != nil {
+			if err := r.exec(ctx, b.query(n), args[:n*b.cols]...); err != nil {
 				return err
 			}
 			// A window is tens of milliseconds of SQLite on this
@@ -429,7 +425,6 @@ func (s *Store) materializeOn(ctx context.Context, dc any, window []*record) (he
 			_ = tx.Rollback() // the error that brought us here is the one to report
 		}
 	}()
-	w := &bulkWriter{raw: &s.raw}
 	args := make([]any, 0, 1024)
 
 	// Parents before children (foreign keys), each in key order: b-tree
@@ -442,7 +437,7 @@ func (s *Store) materializeOn(ctx context.Context, dc any, window []*record) (he
 			ws := a.Workspace
 			args = append(args, ws.ID, ws.Name, ws.Plan, nullString(ws.PendingPlan), micros(ws.CycleAnchor), micros(ws.CreatedAt), int64(a.Cycle.N), micros(a.NextExpiry))
 		}
-		if err := w.exec(ctx, bulkWorkspaces, args); err != nil {
+		if err := s.raw.execBulk(ctx, bulkWorkspaces, args); err != nil {
 			return nil, fmt.Errorf("workspaces: %w", err)
 		}
 	}
@@ -457,7 +452,7 @@ func (s *Store) materializeOn(ctx context.Context, dc any, window []*record) (he
 			cy := m.cycles[k]
 			args = append(args, k.WorkspaceID, int64(cy.N), micros(cy.Start), micros(cy.End), cy.Granted, cy.Available, cy.Held, cy.Used, cy.Expired)
 		}
-		if err := w.exec(ctx, bulkCycles, args); err != nil {
+		if err := s.raw.execBulk(ctx, bulkCycles, args); err != nil {
 			return nil, fmt.Errorf("cycles: %w", err)
 		}
 	}
@@ -476,7 +471,7 @@ func (s *Store) materializeOn(ctx context.Context, dc any, window []*record) (he
 			args = append(args, ch.ID, ch.WorkspaceID, int64(ch.Cycle), ch.Operation, ch.Quantity, ch.Cost, ch.Status, nullString(ch.MemberID), md,
 				micros(ch.CreatedAt), micros(ch.ExpiresAt), micros(ch.FinalizedAt))
 		}
-		if err := w.exec(ctx, bulkCharges, args); err != nil {
+		if err := s.raw.execBulk(ctx, bulkCharges, args); err != nil {
 			return nil, fmt.Errorf("charges: %w", err)
 		}
 	}
@@ -502,14 +497,14 @@ func (s *Store) materializeOn(ctx context.Context, dc any, window []*record) (he
 					emptyNull(e.ChargeID), emptyNull(e.Operation), emptyNull(e.MemberID), emptyNull(e.Reason), prev)
 			}
 		}
-		if err := w.exec(ctx, bulkEntries, args); err != nil {
+		if err := s.raw.execBulk(ctx, bulkEntries, args); err != nil {
 			return nil, fmt.Errorf("entries: %w", err)
 		}
 		args = args[:0]
 		for _, id := range sortedMapKeys(heads) {
 			args = append(args, id, heads[id])
 		}
-		if err := w.exec(ctx, bulkHeads, args); err != nil {
+		if err := s.raw.execBulk(ctx, bulkHeads, args); err != nil {
 			return nil, fmt.Errorf("ledger heads: %w", err)
 		}
 	}
@@ -523,7 +518,7 @@ func (s *Store) materializeOn(ctx context.Context, dc any, window []*record) (he
 			args = append(args, r.rec.WorkspaceID, r.rec.Key, r.rec.Fingerprint, micros(r.rec.CreatedAt),
 				idemHash(r.rec.WorkspaceID, r.rec.Key), emptyNull(id), r.result)
 		}
-		if err := w.exec(ctx, bulkIdem, args); err != nil {
+		if err := s.raw.execBulk(ctx, bulkIdem, args); err != nil {
 			return nil, fmt.Errorf("idempotency keys: %w", err)
 		}
 	}
