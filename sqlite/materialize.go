@@ -340,16 +340,20 @@ var (
 	// stored before is either still live (then the engine answered from
 	// it and wrote nothing) or past its lifetime (then the new row is the
 	// newest, which lookups take).
-	bulkIdem = bulk{`INSERT INTO idempotency (workspace_id, key, fingerprint, created_at, hash, charge_id, answer) VALUES `, ``, 7}
+	// The seq is given, not left to SQLite, so the tail learns it.
+	bulkIdem = bulk{`INSERT INTO idempotency (seq, workspace_id, key, fingerprint, created_at, hash, charge_id, answer) VALUES `, ``, 8}
 )
 
 const (
 	qSetMaterialized = `UPDATE journal_state SET materialized = ?`
 	qLedgerHead      = `SELECT seq FROM ledger_heads WHERE workspace_id = ?`
+	// The tail's keys, into the index in its order (see idemtail.go).
+	qIndexIdem  = `INSERT INTO idempotency_index (hash, seq) SELECT hash, seq FROM idempotency WHERE seq > ? ORDER BY hash, seq`
+	qSetIndexed = `UPDATE journal_state SET indexed = ?`
 )
 
 var materializeQueries = func() []string {
-	qs := []string{qSetMaterialized, qLedgerHead}
+	qs := []string{qSetMaterialized, qLedgerHead, qIndexIdem, qSetIndexed}
 	for _, b := range []bulk{bulkWorkspaces, bulkCycles, bulkCharges, bulkEntries, bulkHeads, bulkIdem} {
 		for _, n := range bulkSizes {
 			qs = append(qs, b.query(n))
@@ -385,39 +389,54 @@ func (r *rawConn) execBulk(ctx context.Context, b bulk, args []any) error {
 func (s *Store) materialize(ctx context.Context, window []*record) error {
 	ctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
-	var heads map[string]int64
+	var w written
 	err := s.onRaw(ctx, func(dc any) error {
 		var err error
-		heads, err = s.materializeOn(ctx, dc, window)
+		w, err = s.materializeOn(ctx, dc, window)
 		return err
 	})
 	if err != nil {
 		return err
 	}
-	// Only now, with the tables holding them, may the heads be cached.
-	if len(s.heads)+len(heads) > maxCachedHeads {
-		s.heads = make(map[string]int64, len(heads))
+	// Only now, with the tables holding them, may the heads be cached,
+	// and the keys be found through the tail (before the overlay drops
+	// them: see idemtail.go).
+	if len(s.heads)+len(w.heads) > maxCachedHeads {
+		s.heads = make(map[string]int64, len(w.heads))
 	}
-	for id, seq := range heads {
+	for id, seq := range w.heads {
 		s.heads[id] = seq
+	}
+	s.idemSeq = w.idemSeq
+	if w.indexed {
+		s.indexed = w.idemSeq
+		s.tail.clear()
+	} else {
+		s.tail.add(s.tailNew)
 	}
 	return nil
 }
 
+// written is what a window's commit changed besides the tables.
+type written struct {
+	heads   map[string]int64 // the window's workspaces' newest entries
+	idemSeq int64            // the newest idempotency row
+	indexed bool             // whether every row up to it is in idempotency_index
+}
+
 // materializeOn writes the window in one transaction on the driver
-// connection dc and commits it. It returns the window's workspaces'
-// newest entries.
-func (s *Store) materializeOn(ctx context.Context, dc any, window []*record) (heads map[string]int64, err error) {
+// connection dc and commits it.
+func (s *Store) materializeOn(ctx context.Context, dc any, window []*record) (w written, err error) {
 	m := &s.merged
 	m.fill(window)
 	defer m.reset()
 	b, ok := dc.(driver.ConnBeginTx)
 	if !ok {
-		return nil, fmt.Errorf("sqlite: the driver connection %T cannot begin with options", dc)
+		return w, fmt.Errorf("sqlite: the driver connection %T cannot begin with options", dc)
 	}
 	tx, err := b.BeginTx(ctx, driver.TxOptions{})
 	if err != nil {
-		return nil, err
+		return w, err
 	}
 	committed := false
 	defer func() {
@@ -438,7 +457,7 @@ func (s *Store) materializeOn(ctx context.Context, dc any, window []*record) (he
 			args = append(args, ws.ID, ws.Name, ws.Plan, nullString(ws.PendingPlan), micros(ws.CycleAnchor), micros(ws.CreatedAt), int64(a.Cycle.N), micros(a.NextExpiry))
 		}
 		if err := s.raw.execBulk(ctx, bulkWorkspaces, args); err != nil {
-			return nil, fmt.Errorf("workspaces: %w", err)
+			return w, fmt.Errorf("workspaces: %w", err)
 		}
 	}
 	if len(m.cycles) > 0 {
@@ -453,7 +472,7 @@ func (s *Store) materializeOn(ctx context.Context, dc any, window []*record) (he
 			args = append(args, k.WorkspaceID, int64(cy.N), micros(cy.Start), micros(cy.End), cy.Granted, cy.Available, cy.Held, cy.Used, cy.Expired)
 		}
 		if err := s.raw.execBulk(ctx, bulkCycles, args); err != nil {
-			return nil, fmt.Errorf("cycles: %w", err)
+			return w, fmt.Errorf("cycles: %w", err)
 		}
 	}
 	if len(m.charges) > 0 {
@@ -464,7 +483,7 @@ func (s *Store) materializeOn(ctx context.Context, dc any, window []*record) (he
 			if len(ch.Metadata) > 0 {
 				b, err := json.Marshal(ch.Metadata)
 				if err != nil {
-					return nil, err
+					return w, err
 				}
 				md = string(b)
 			}
@@ -472,11 +491,12 @@ func (s *Store) materializeOn(ctx context.Context, dc any, window []*record) (he
 				micros(ch.CreatedAt), micros(ch.ExpiresAt), micros(ch.FinalizedAt))
 		}
 		if err := s.raw.execBulk(ctx, bulkCharges, args); err != nil {
-			return nil, fmt.Errorf("charges: %w", err)
+			return w, fmt.Errorf("charges: %w", err)
 		}
 	}
 	if m.entries > 0 {
-		heads = make(map[string]int64, min(m.entries, 1024))
+		heads := make(map[string]int64, min(m.entries, 1024))
+		w.heads = heads
 		args = args[:0]
 		for _, r := range window {
 			for i := range r.Changes.Entries {
@@ -485,12 +505,12 @@ func (s *Store) materializeOn(ctx context.Context, dc any, window []*record) (he
 				if !ok {
 					if prev, ok = s.heads[e.WorkspaceID]; !ok {
 						if prev, _, err = s.raw.queryInt64(ctx, qLedgerHead, e.WorkspaceID); err != nil {
-							return nil, fmt.Errorf("ledger head of %s: %w", e.WorkspaceID, err)
+							return w, fmt.Errorf("ledger head of %s: %w", e.WorkspaceID, err)
 						}
 					}
 				}
 				if prev >= e.Seq {
-					return nil, fmt.Errorf("entry %d of %s follows entry %d: the ledger would go back", e.Seq, e.WorkspaceID, prev)
+					return w, fmt.Errorf("entry %d of %s follows entry %d: the ledger would go back", e.Seq, e.WorkspaceID, prev)
 				}
 				heads[e.WorkspaceID] = e.Seq
 				args = append(args, e.Seq, e.WorkspaceID, int64(e.Cycle), micros(e.At), e.Type, e.Amount, e.AvailableAfter,
@@ -498,38 +518,52 @@ func (s *Store) materializeOn(ctx context.Context, dc any, window []*record) (he
 			}
 		}
 		if err := s.raw.execBulk(ctx, bulkEntries, args); err != nil {
-			return nil, fmt.Errorf("entries: %w", err)
+			return w, fmt.Errorf("entries: %w", err)
 		}
 		args = args[:0]
 		for _, id := range sortedMapKeys(heads) {
 			args = append(args, id, heads[id])
 		}
 		if err := s.raw.execBulk(ctx, bulkHeads, args); err != nil {
-			return nil, fmt.Errorf("ledger heads: %w", err)
+			return w, fmt.Errorf("ledger heads: %w", err)
 		}
 	}
+	w.idemSeq = s.idemSeq
+	s.tailNew = s.tailNew[:0]
 	if len(m.idem) > 0 {
 		args = args[:0]
 		for _, r := range m.idem {
 			id, err := answerChargeID(r.result)
 			if err != nil {
-				return nil, fmt.Errorf("idempotency key %q: %w", r.rec.Key, err)
+				return w, fmt.Errorf("idempotency key %q: %w", r.rec.Key, err)
 			}
-			args = append(args, r.rec.WorkspaceID, r.rec.Key, r.rec.Fingerprint, micros(r.rec.CreatedAt),
-				idemHash(r.rec.WorkspaceID, r.rec.Key), emptyNull(id), r.result)
+			w.idemSeq++
+			h := idemHash(r.rec.WorkspaceID, r.rec.Key)
+			args = append(args, w.idemSeq, r.rec.WorkspaceID, r.rec.Key, r.rec.Fingerprint, micros(r.rec.CreatedAt),
+				h, emptyNull(id), r.result)
+			s.tailNew = append(s.tailNew, tailKey{hash: h, seq: w.idemSeq})
 		}
 		if err := s.raw.execBulk(ctx, bulkIdem, args); err != nil {
-			return nil, fmt.Errorf("idempotency keys: %w", err)
+			return w, fmt.Errorf("idempotency keys: %w", err)
+		}
+		if s.tail.len()+len(s.tailNew) >= s.tailMax {
+			if err := s.raw.exec(ctx, qIndexIdem, s.indexed); err != nil {
+				return w, fmt.Errorf("indexing idempotency keys: %w", err)
+			}
+			if err := s.raw.exec(ctx, qSetIndexed, w.idemSeq); err != nil {
+				return w, err
+			}
+			w.indexed = true
 		}
 	}
 	if err := s.raw.exec(ctx, qSetMaterialized, int64(window[len(window)-1].Batch)); err != nil {
-		return nil, err
+		return w, err
 	}
 	if err := tx.Commit(); err != nil {
-		return nil, err
+		return w, err
 	}
 	committed = true
-	return heads, nil
+	return w, nil
 }
 
 func sortedMapKeys[V any](m map[string]V) []string {

@@ -39,6 +39,8 @@ var (
 	schemaV6 string
 	//go:embed schema_7_idempotency_hash.sql
 	schemaV7 string
+	//go:embed schema_8_idempotency_index.sql
+	schemaV8 string
 )
 
 // A migration is SQL, and sometimes Go that finishes it in the same
@@ -50,7 +52,7 @@ type migration struct {
 
 // migrations are applied in order; each runs once, in its own transaction.
 var migrations = []migration{{sql: schemaV1}, {sql: schemaV2}, {sql: schemaV3}, {sql: schemaV4}, {sql: schemaV5}, {sql: schemaV6},
-	{sql: schemaV7, then: fillIdemHashes}}
+	{sql: schemaV7, then: fillIdemHashes}, {sql: schemaV8}}
 
 // Store is the SQLite store. It implements ledger.Store and auth.Store.
 type Store struct {
@@ -76,6 +78,14 @@ type Store struct {
 	merged merged // materialize's, refilled for each window
 	encBuf []byte
 	idem   *idemFilter
+	// idemSeq is the newest idempotency row's seq, and tail finds the rows
+	// above journal_state.indexed (idemtail.go). Only materialize, and
+	// Open before it runs, change them.
+	idemSeq int64
+	indexed int64
+	tail    *idemTail
+	tailMax int
+	tailNew []tailKey // materialize's, refilled for each window
 
 	closeOnce sync.Once
 	closeErr  error
@@ -132,7 +142,7 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	w.SetMaxOpenConns(1)
 	w.SetMaxIdleConns(1)
 	w.SetConnMaxLifetime(0)
-	s := &Store{w: w, path: path, heads: map[string]int64{}}
+	s := &Store{w: w, path: path, heads: map[string]int64{}, tailMax: idemTailMax}
 	// The lock sits beside the database, not in the journal's folder,
 	// which Open may empty.
 	if s.lock, err = lockFile(path + ".lock"); err != nil {
@@ -180,7 +190,10 @@ func (s *Store) openWriter(ctx context.Context) error {
 		return err
 	}
 	var materialized uint64
-	if err := s.w.QueryRowContext(ctx, `SELECT materialized FROM journal_state`).Scan(&materialized); err != nil {
+	if err := s.w.QueryRowContext(ctx, `SELECT materialized, indexed FROM journal_state`).Scan(&materialized, &s.indexed); err != nil {
+		return err
+	}
+	if err := s.loadIdemTail(ctx); err != nil {
 		return err
 	}
 	last, err := s.replay(ctx, materialized)
@@ -539,12 +552,25 @@ func (s *Store) DeleteIdempotency(ctx context.Context, before time.Time) (int, e
 	if err := s.Flush(ctx); err != nil {
 		return 0, err
 	}
-	res, err := s.w.ExecContext(ctx, `DELETE FROM idempotency WHERE created_at < ?`, micros(before))
+	// The index's entries go with their rows, in one transaction. (The
+	// tail's stay until the next indexing: a lookup by seq finds no row.)
+	tx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		return 0, err
+	}
+	defer tx.Rollback() //nolint:errcheck // after Commit it is a no-op
+	if _, err := tx.ExecContext(ctx, `DELETE FROM idempotency_index WHERE (hash, seq) IN (SELECT hash, seq FROM idempotency WHERE created_at < ?)`, micros(before)); err != nil {
+		return 0, err
+	}
+	res, err := tx.ExecContext(ctx, `DELETE FROM idempotency WHERE created_at < ?`, micros(before))
 	if err != nil {
 		return 0, err
 	}
 	n, err := res.RowsAffected()
 	if err != nil {
+		return 0, err
+	}
+	if err := tx.Commit(); err != nil {
 		return 0, err
 	}
 	if _, err := s.w.ExecContext(ctx, `DELETE FROM ai_requests WHERE created_at < ?`, micros(before)); err != nil {

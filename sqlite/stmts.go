@@ -11,7 +11,7 @@ import (
 // materializer's are prepared on the writer connection's driver connection
 // (see rawConn); the engine's lookups on the read pool, where database/sql
 // prepares them once per connection.
-var readQueries = []string{qAccount, qCharge, qCycle, qDue, qNextAfter, qIdem}
+var readQueries = []string{qAccount, qCharge, qCycle, qDue, qNextAfter, qIdem, qIdemSeq}
 
 type stmtCache struct {
 	m map[string]*sql.Stmt

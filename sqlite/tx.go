@@ -69,7 +69,11 @@ const (
 	// Both walk the charges_held index in expiry order.
 	qDue       = `SELECT ` + chargeCols + ` FROM charges INDEXED BY charges_held WHERE status = 'held' AND expires_at <= ? AND workspace_id = ? ORDER BY expires_at, id`
 	qNextAfter = `SELECT expires_at FROM charges INDEXED BY charges_held WHERE status = 'held' AND expires_at > ? AND workspace_id = ? ORDER BY expires_at LIMIT 1`
-	qIdem      = `SELECT fingerprint, created_at, answer FROM idempotency WHERE hash = ? AND workspace_id = ? AND key = ? ORDER BY seq DESC LIMIT 1`
+	// A key in the index (the tail's are looked up by seq). The newest
+	// row wins: a key used again after its lifetime is a new row.
+	qIdem = `SELECT d.fingerprint, d.created_at, d.answer FROM idempotency_index i CROSS JOIN idempotency d ON d.seq = i.seq
+		WHERE i.hash = ? AND d.workspace_id = ? AND d.key = ? ORDER BY i.seq DESC LIMIT 1`
+	qIdemSeq = `SELECT workspace_id, key, fingerprint, created_at, answer FROM idempotency WHERE seq = ?`
 )
 
 // account reads a workspace and its current cycle: the overlay first, the
@@ -229,27 +233,61 @@ func (t *tx) Idempotency(ctx context.Context, keys []ledger.IdemKey) (map[ledger
 		if !t.s.idem.mayContain(k.WorkspaceID, k.Key) {
 			continue // never stored (the overlay's keys are in the filter too)
 		}
+		// The overlay, the tail, the index: in that order (idemtail.go).
 		if r, ok := t.s.ov.idem(k); ok {
 			out[k] = r
 			continue
 		}
-		var r ledger.IdemRecord
-		var created int64
-		var result []byte
-		err := st.QueryRowContext(ctx, idemHash(k.WorkspaceID, k.Key), k.WorkspaceID, k.Key).Scan(&r.Fingerprint, &created, &result)
-		if errors.Is(err, sql.ErrNoRows) {
-			continue
-		}
+		h := idemHash(k.WorkspaceID, k.Key)
+		r, ok, err := t.s.tailIdem(ctx, k, h)
 		if err != nil {
 			return nil, err
 		}
-		r.WorkspaceID, r.Key, r.CreatedAt = k.WorkspaceID, k.Key, fromMicros(created)
-		if r.Result, err = decodeAnswer(result); err != nil {
-			return nil, fmt.Errorf("idempotency key %q: %w", k.Key, err)
+		if !ok {
+			var created int64
+			var result []byte
+			err := st.QueryRowContext(ctx, h, k.WorkspaceID, k.Key).Scan(&r.Fingerprint, &created, &result)
+			if errors.Is(err, sql.ErrNoRows) {
+				continue
+			}
+			if err != nil {
+				return nil, err
+			}
+			r.WorkspaceID, r.Key, r.CreatedAt = k.WorkspaceID, k.Key, fromMicros(created)
+			if r.Result, err = decodeAnswer(result); err != nil {
+				return nil, fmt.Errorf("idempotency key %q: %w", k.Key, err)
+			}
 		}
 		out[k] = r
 	}
 	return out, nil
+}
+
+// tailIdem finds key k (of hash h) among the rows above the index's mark.
+func (s *Store) tailIdem(ctx context.Context, k ledger.IdemKey, h int64) (ledger.IdemRecord, bool, error) {
+	var r ledger.IdemRecord
+	var buf [4]int64
+	for _, seq := range s.tail.lookup(buf[:0], h) {
+		var ws, key string
+		var created int64
+		var result []byte
+		err := s.reads.m[qIdemSeq].QueryRowContext(ctx, seq).Scan(&ws, &key, &r.Fingerprint, &created, &result)
+		if errors.Is(err, sql.ErrNoRows) {
+			continue // swept since
+		}
+		if err != nil {
+			return r, false, err
+		}
+		if ws != k.WorkspaceID || key != k.Key {
+			continue // another key of the same hash
+		}
+		r.WorkspaceID, r.Key, r.CreatedAt = k.WorkspaceID, k.Key, fromMicros(created)
+		if r.Result, err = decodeAnswer(result); err != nil {
+			return r, false, fmt.Errorf("idempotency key %q: %w", k.Key, err)
+		}
+		return r, true, nil
+	}
+	return r, false, nil
 }
 
 func nullString(p *string) any {
