@@ -75,7 +75,13 @@ func Verify(ctx context.Context, st VerifyStore, fn func(Violation)) (VerifyRepo
 		if err := v.chargesWithoutWorkspace(ctx, charges, ""); err != nil {
 			return err
 		}
-		return v.orphans(ctx, snap)
+		if err := v.orphans(ctx, snap); err != nil {
+			return err
+		}
+		if ki, ok := snap.(KeyIndex); ok {
+			return v.unfindableKeys(ctx, ki)
+		}
+		return nil
 	})
 	if err != nil {
 		return v.report, fmt.Errorf("verify: %w", err)
@@ -119,6 +125,28 @@ func (v *verifier) orphans(ctx context.Context, snap Snapshot) error {
 			} else {
 				v.add(ViolationEntryWorkspace, o.WorkspaceID, o.ID, "the ledger entry's workspace does not exist")
 			}
+		}
+	}
+}
+
+// unfindableKeys reports the stored idempotency keys a lookup would not
+// find: a retry under one would be charged again.
+func (v *verifier) unfindableKeys(ctx context.Context, ki KeyIndex) error {
+	st, err := ki.UnfindableKeys(ctx)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	for {
+		page, err := st.Next(ctx)
+		if err != nil {
+			return err
+		}
+		if len(page) == 0 {
+			return nil
+		}
+		for _, k := range page {
+			v.add(ViolationIdemUnfindable, k.WorkspaceID, k.Key, "the key is stored but its lookup does not find it: a retry would be charged again")
 		}
 	}
 }
@@ -169,6 +197,14 @@ type Snapshot interface {
 	Orphans(ctx context.Context) (Stream[Orphan], error)
 }
 
+// KeyIndex is a Snapshot whose idempotency lookups go through an index the
+// store writes itself (SQLite's idempotency_index, written in sorted runs)
+// rather than one its database keeps.
+type KeyIndex interface {
+	// UnfindableKeys streams the stored keys a lookup would not find.
+	UnfindableKeys(ctx context.Context) (Stream[IdemKey], error)
+}
+
 // Orphan is a ledger entry or a cycle row whose workspace does not exist.
 type Orphan struct {
 	WorkspaceID string
@@ -217,6 +253,7 @@ const (
 	ViolationChargeWorkspace     = "charge_unknown_workspace"
 	ViolationEntryWorkspace      = "entry_unknown_workspace"
 	ViolationCycleWorkspace      = "cycle_unknown_workspace"
+	ViolationIdemUnfindable      = "idempotency_key_unfindable"
 )
 
 // idempotencyClockSkew is how much younger than IdempotencyTTL a charge must

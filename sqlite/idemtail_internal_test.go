@@ -126,6 +126,39 @@ func TestIdempotencyIndexedInRuns(t *testing.T) {
 		}
 	}
 	retries(e)
+
+	// credits verify finds every key, and names one whose index entry is
+	// lost or whose hash is wrong.
+	unfindable := func() []string {
+		t.Helper()
+		rep, err := ledger.Verify(ctx, s, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var keys []string
+		for _, v := range rep.Violations {
+			if v.Code == ledger.ViolationIdemUnfindable {
+				keys = append(keys, v.ID)
+			}
+		}
+		return keys
+	}
+	if got := unfindable(); len(got) != 0 {
+		t.Fatalf("verify calls %v unfindable", got)
+	}
+	exec := func(q string) {
+		t.Helper()
+		if _, err := s.w.ExecContext(ctx, q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	exec(`DELETE FROM idempotency_index WHERE seq = (SELECT seq FROM idempotency WHERE key = 'key-3')`)
+	exec(`UPDATE idempotency SET hash = hash + 1 WHERE key = 'key-11'`) // in the tail
+	if got := fmt.Sprint(unfindable()); got != "[key-3 key-11]" {
+		t.Errorf("verify calls %s unfindable, want [key-3 key-11]", got)
+	}
+	exec(`INSERT INTO idempotency_index (hash, seq) SELECT hash, seq FROM idempotency WHERE key = 'key-3'`)
+	exec(`UPDATE idempotency SET hash = hash - 1 WHERE key = 'key-11'`)
 	closeBoth(s, e)
 
 	s, e = open()

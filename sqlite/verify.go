@@ -14,7 +14,10 @@ import (
 // checkpointer's PASSIVE checkpoints stop at it), each table streamed from
 // an open cursor page by page, in index order or sorted by SQLite.
 
-var _ ledger.VerifyStore = (*Store)(nil)
+var (
+	_ ledger.VerifyStore = (*Store)(nil)
+	_ ledger.KeyIndex    = (*snapshot)(nil)
+)
 
 // verifyPage is how many rows a stream returns at once.
 const verifyPage = 500
@@ -284,3 +287,43 @@ func (w *snapshot) Orphans(ctx context.Context) (ledger.Stream[ledger.Orphan], e
 	return openStream(ctx, w.tx, scan, `SELECT workspace_id, 'le_' || seq, 0 FROM entries WHERE workspace_id NOT IN (SELECT id FROM workspaces)
 		UNION ALL SELECT workspace_id, 'cycle ' || n, 1 FROM cycles WHERE workspace_id NOT IN (SELECT id FROM workspaces)`)
 }
+
+// UnfindableKeys checks every idempotency row against idempotency_index
+// (idemtail.go): a row at or below the index's mark must have its entry
+// there, and every row's hash must be its key's, or the lookup misses it.
+// (The rows above the mark are found through the tail, which Open reads
+// from this table.)
+func (w *snapshot) UnfindableKeys(ctx context.Context) (ledger.Stream[ledger.IdemKey], error) {
+	rows, err := w.tx.QueryContext(ctx, `SELECT d.workspace_id, d.key, d.hash,
+		d.seq <= s.indexed AND NOT EXISTS (SELECT 1 FROM idempotency_index i WHERE i.hash = d.hash AND i.seq = d.seq)
+		FROM idempotency d, journal_state s`)
+	if err != nil {
+		return nil, err
+	}
+	return &unfindableKeys{rows: rows}, nil
+}
+
+type unfindableKeys struct{ rows *sql.Rows }
+
+func (u *unfindableKeys) Next(ctx context.Context) ([]ledger.IdemKey, error) {
+	var out []ledger.IdemKey
+	for len(out) < verifyPage && u.rows.Next() {
+		var k ledger.IdemKey
+		var hash int64
+		var unindexed bool
+		if err := u.rows.Scan(&k.WorkspaceID, &k.Key, &hash, &unindexed); err != nil {
+			return nil, err
+		}
+		if unindexed || hash != idemHash(k.WorkspaceID, k.Key) {
+			out = append(out, k)
+		}
+	}
+	if len(out) < verifyPage {
+		if err := u.rows.Err(); err != nil {
+			return nil, err
+		}
+	}
+	return out, ctx.Err()
+}
+
+func (u *unfindableKeys) Close() error { return u.rows.Close() }
