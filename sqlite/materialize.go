@@ -28,15 +28,22 @@ const (
 	// maxWindowItems bounds the rows one materializing transaction
 	// writes, so the AI request records, which share its connection,
 	// wait at most that long.
-	maxWindowItems = 15_000
+	maxWindowItems = 30_000
 	// maxPendingItems is how far the tables may fall behind the journal
 	// (in rows) before the writer waits: it bounds the overlay's memory.
-	maxPendingItems = 30_000
+	maxPendingItems = 60_000
 	// A window waits to gather minWindowItems rows, or until its oldest
 	// batch is maxLag old: a transaction's pages are written (and synced)
 	// once however many rows share them, so fewer, larger windows cost far
 	// less per row. Reads never wait for it (the overlay), Flush does not.
-	minWindowItems = 8_000
+	//
+	// Twice what they were (8,000 / 15,000 / 30,000) once the overlay
+	// kept a workspace's few rows in slices (rows.go), not maps: credits
+	// bench many 38,219 and 39,029 pairs/s against 34,586 and 33,235, hot
+	// 49,153 and 52,231 against 49,402 and 46,514 (in turn); 1,000,000
+	// workspaces peaked at 164.8-173.1 MiB against 144.7 (with maps and
+	// these sizes, 194.7: over the 200 MB the service promises).
+	minWindowItems = 16_000
 	maxLag         = 100 * time.Millisecond
 	// maxPace is the longest the writer is slowed before one batch.
 	maxPace = time.Millisecond

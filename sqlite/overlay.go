@@ -32,28 +32,22 @@ type wsRow struct {
 // pendingWS is one workspace's rows in the overlay.
 type pendingWS struct {
 	row     *ver[wsRow]
-	cycles  map[int]ver[credits.Cycle]
-	charges map[string]ver[credits.Charge]
-	idem    map[string]ver[ledger.IdemRecord]
+	cycles  rows[int, ver[credits.Cycle]]
+	charges rows[string, ver[credits.Charge]]
+	idem    rows[string, ver[ledger.IdemRecord]]
 	entries []credits.Entry // ascending seq
-	// big: one of its maps grew past a few rows, so it is not kept for
-	// reuse (a cleared map keeps its size).
-	big bool
 }
-
-// smallMap is the most rows a reused pendingWS's map held (one map group).
-const smallMap = 8
 
 // maxSpare bounds the emptied pendingWS kept for reuse. A workspace leaves
 // the overlay each time the tables catch up with it, and with thousands of
-// busy workspaces its maps (about a kilobyte each, allocated at a map's
-// first row) were 14% of all the engine's allocations: the garbage
+// busy workspaces its rows (maps then, about a kilobyte each, allocated at
+// a map's first row) were 14% of all the engine's allocations: the garbage
 // collector's work, measured with credits bench -memprofile. Kept, one
-// costs up to about 4 KiB (three maps of one group each): 4 MiB in all.
+// costs at most the room of eight rows of each kind.
 const maxSpare = 1024
 
 func (p *pendingWS) empty() bool {
-	return p.row == nil && len(p.cycles) == 0 && len(p.charges) == 0 && len(p.idem) == 0 && len(p.entries) == 0
+	return p.row == nil && p.cycles.len() == 0 && p.charges.len() == 0 && p.idem.len() == 0 && len(p.entries) == 0
 }
 
 type overlay struct {
@@ -82,16 +76,15 @@ func (o *overlay) pending(id string) *pendingWS {
 	return p
 }
 
-// retire removes an empty workspace from the overlay, keeping its maps for
-// reuse if they are small.
+// retire removes an empty workspace from the overlay, keeping it for reuse.
 func (o *overlay) retire(id string, p *pendingWS) {
 	delete(o.ws, id)
-	if p.big || len(o.spare) >= maxSpare {
+	if len(o.spare) >= maxSpare {
 		return
 	}
-	clear(p.cycles)
-	clear(p.charges)
-	clear(p.idem)
+	p.cycles.reset()
+	p.charges.reset()
+	p.idem.reset()
 	p.entries = nil
 	o.spare = append(o.spare, p)
 }
@@ -111,20 +104,10 @@ func (o *overlay) add(batch uint64, c *ledger.Changes) {
 		addAccount(&c.Accounts[i])
 	}
 	for _, r := range c.Cycles {
-		p := o.pending(r.WorkspaceID)
-		if p.cycles == nil {
-			p.cycles = map[int]ver[credits.Cycle]{}
-		}
-		p.cycles[r.Cycle.N] = ver[credits.Cycle]{r.Cycle, batch}
-		p.big = p.big || len(p.cycles) > smallMap
+		o.pending(r.WorkspaceID).cycles.set(r.Cycle.N, ver[credits.Cycle]{r.Cycle, batch})
 	}
 	addCharge := func(ch *credits.Charge) {
-		p := o.pending(ch.WorkspaceID)
-		if p.charges == nil {
-			p.charges = map[string]ver[credits.Charge]{}
-		}
-		p.charges[ch.ID] = ver[credits.Charge]{*ch, batch}
-		p.big = p.big || len(p.charges) > smallMap
+		o.pending(ch.WorkspaceID).charges.set(ch.ID, ver[credits.Charge]{*ch, batch})
 		o.chargeWS[ch.ID] = ch.WorkspaceID
 	}
 	for i := range c.NewCharges {
@@ -138,12 +121,7 @@ func (o *overlay) add(batch uint64, c *ledger.Changes) {
 		p.entries = append(p.entries, e)
 	}
 	for _, r := range c.Idempotency {
-		p := o.pending(r.WorkspaceID)
-		if p.idem == nil {
-			p.idem = map[string]ver[ledger.IdemRecord]{}
-		}
-		p.idem[r.Key] = ver[ledger.IdemRecord]{r, batch}
-		p.big = p.big || len(p.idem) > smallMap
+		o.pending(r.WorkspaceID).idem.set(r.Key, ver[ledger.IdemRecord]{r, batch})
 	}
 }
 
@@ -184,15 +162,15 @@ func (o *overlay) dropPart(window []*record, last uint64) {
 		}
 		for _, cr := range c.Cycles {
 			if p := o.ws[cr.WorkspaceID]; p != nil {
-				if v, ok := p.cycles[cr.Cycle.N]; ok && v.batch <= last {
-					delete(p.cycles, cr.Cycle.N)
+				if v, ok := p.cycles.get(cr.Cycle.N); ok && v.batch <= last {
+					p.cycles.del(cr.Cycle.N)
 				}
 			}
 		}
 		dropCharge := func(ch *credits.Charge) {
 			if p := o.ws[ch.WorkspaceID]; p != nil {
-				if v, ok := p.charges[ch.ID]; ok && v.batch <= last {
-					delete(p.charges, ch.ID)
+				if v, ok := p.charges.get(ch.ID); ok && v.batch <= last {
+					p.charges.del(ch.ID)
 					delete(o.chargeWS, ch.ID)
 				}
 			}
@@ -210,8 +188,8 @@ func (o *overlay) dropPart(window []*record, last uint64) {
 		}
 		for _, k := range c.Idempotency {
 			if p := o.ws[k.WorkspaceID]; p != nil {
-				if v, ok := p.idem[k.Key]; ok && v.batch <= last {
-					delete(p.idem, k.Key)
+				if v, ok := p.idem.get(k.Key); ok && v.batch <= last {
+					p.idem.del(k.Key)
 				}
 			}
 		}
@@ -281,9 +259,9 @@ func (o *overlay) workspace(id string) wsView {
 		r := p.row.v
 		v.row = &r
 	}
-	if len(p.cycles) > 0 {
-		v.cycles = make(map[int]credits.Cycle, len(p.cycles))
-		for n, c := range p.cycles {
+	if p.cycles.len() > 0 {
+		v.cycles = make(map[int]credits.Cycle, p.cycles.len())
+		for n, c := range p.cycles.all() {
 			v.cycles[n] = c.v
 		}
 	}
@@ -297,7 +275,7 @@ func (o *overlay) charge(id string) (credits.Charge, bool) {
 	if !ok {
 		return credits.Charge{}, false
 	}
-	v, ok := o.ws[ws].charges[id]
+	v, ok := o.ws[ws].charges.get(id)
 	return v.v, ok
 }
 
@@ -308,7 +286,7 @@ func (o *overlay) cycle(k ledger.CycleKey) (credits.Cycle, bool) {
 	if p == nil {
 		return credits.Cycle{}, false
 	}
-	v, ok := p.cycles[k.N]
+	v, ok := p.cycles.get(k.N)
 	return v.v, ok
 }
 
@@ -319,7 +297,7 @@ func (o *overlay) idem(k ledger.IdemKey) (ledger.IdemRecord, bool) {
 	if p == nil {
 		return ledger.IdemRecord{}, false
 	}
-	v, ok := p.idem[k.Key]
+	v, ok := p.idem.get(k.Key)
 	return v.v, ok
 }
 
@@ -328,11 +306,11 @@ func (o *overlay) charges(ws string) map[string]credits.Charge {
 	o.mu.RLock()
 	defer o.mu.RUnlock()
 	p := o.ws[ws]
-	if p == nil || len(p.charges) == 0 {
+	if p == nil || p.charges.len() == 0 {
 		return nil
 	}
-	out := make(map[string]credits.Charge, len(p.charges))
-	for id, v := range p.charges {
+	out := make(map[string]credits.Charge, p.charges.len())
+	for id, v := range p.charges.all() {
 		out[id] = v.v
 	}
 	return out
@@ -374,7 +352,7 @@ func (o *overlay) dueWorkspaces(now time.Time) []string {
 	defer o.mu.RUnlock()
 	var out []string
 	for id, p := range o.ws {
-		for _, c := range p.charges {
+		for _, c := range p.charges.all() {
 			if c.v.Status == credits.StatusHeld && !c.v.ExpiresAt.After(now) {
 				out = append(out, id)
 				break

@@ -56,12 +56,73 @@ func TestOverlayReusesEmptiedWorkspaces(t *testing.T) {
 	}
 	o.drop([]*record{b})
 
-	// A workspace with more charges than one map group holds (here the
-	// one that took ws_b's spare) is let go.
-	c := &record{Batch: 3, Changes: rows("ws_c", smallMap+1)}
+	// A workspace with more charges than the slice holds (here the one
+	// that took ws_b's spare) is kept too, its map let go.
+	c := &record{Batch: 3, Changes: rows("ws_c", rowsInline+1)}
 	o.add(c.Batch, c.Changes)
+	if p := o.ws["ws_c"]; p == nil || !p.charges.big() {
+		t.Fatalf("ws_c's %d charges are not in a map", rowsInline+1)
+	}
 	o.drop([]*record{c})
-	if len(o.ws) != 0 || len(o.spare) != 0 {
-		t.Fatalf("after a big workspace left: %d workspaces, %d spare; want none", len(o.ws), len(o.spare))
+	if len(o.ws) != 0 || len(o.spare) != 1 {
+		t.Fatalf("after a big workspace left: %d workspaces, %d spare; want 0 and 1", len(o.ws), len(o.spare))
+	}
+	if sp := o.spare[0]; sp.charges.big() || cap(sp.charges.list) > rowsInline || sp.charges.len() != 0 {
+		t.Errorf("the spare kept its map or more than %d rows' room: map %v, room %d, rows %d", rowsInline, sp.charges.big(), cap(sp.charges.list), sp.charges.len())
+	}
+}
+
+// rows answers as a map does, below, at and past the slice's size, and
+// after a reset.
+func TestRowsLikeAMap(t *testing.T) {
+	t.Parallel()
+	var r rows[int, string]
+	want := map[int]string{}
+	check := func(step string) {
+		t.Helper()
+		if r.len() != len(want) {
+			t.Fatalf("%s: len %d, want %d", step, r.len(), len(want))
+		}
+		for k, v := range want {
+			if got, ok := r.get(k); !ok || got != v {
+				t.Fatalf("%s: get(%d) = %q %v, want %q", step, k, got, ok, v)
+			}
+		}
+		seen := 0
+		for k, v := range r.all() {
+			if want[k] != v {
+				t.Fatalf("%s: all() gave %d=%q, want %q", step, k, v, want[k])
+			}
+			seen++
+		}
+		if seen != len(want) {
+			t.Fatalf("%s: all() gave %d rows, want %d", step, seen, len(want))
+		}
+		if _, ok := r.get(-1); ok {
+			t.Fatalf("%s: found a key never set", step)
+		}
+	}
+	for round := range 2 {
+		for i := range 2*rowsInline + 3 {
+			r.set(i, fmt.Sprint("v", i))
+			want[i] = fmt.Sprint("v", i)
+			check(fmt.Sprintf("round %d, set %d", round, i))
+			if i%3 == 0 { // overwrite one, delete another
+				r.set(i/2, "again")
+				want[i/2] = "again"
+				r.del(i / 3)
+				delete(want, i/3)
+				check(fmt.Sprintf("round %d, after %d", round, i))
+			}
+		}
+		if !r.big() {
+			t.Fatalf("%d rows are not in a map", r.len())
+		}
+		r.reset()
+		clear(want)
+		check("reset")
+		if r.big() {
+			t.Fatal("reset kept the map")
+		}
 	}
 }
