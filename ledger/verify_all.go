@@ -106,33 +106,26 @@ func (v *verifier) chargesWithoutWorkspace(ctx context.Context, charges *peeker[
 // orphans reports the ledger entries and cycle rows of workspaces that do
 // not exist.
 func (v *verifier) orphans(ctx context.Context, snap Snapshot) error {
-	st, err := snap.Orphans(ctx)
-	if err != nil {
-		return err
-	}
-	defer st.Close()
-	for {
-		page, err := st.Next(ctx)
-		if err != nil {
-			return err
+	return forEach(ctx, snap.Orphans, func(o Orphan) {
+		if o.Cycle {
+			v.add(ViolationCycleWorkspace, o.WorkspaceID, o.ID, "the cycle row's workspace does not exist")
+		} else {
+			v.add(ViolationEntryWorkspace, o.WorkspaceID, o.ID, "the ledger entry's workspace does not exist")
 		}
-		if len(page) == 0 {
-			return nil
-		}
-		for _, o := range page {
-			if o.Cycle {
-				v.add(ViolationCycleWorkspace, o.WorkspaceID, o.ID, "the cycle row's workspace does not exist")
-			} else {
-				v.add(ViolationEntryWorkspace, o.WorkspaceID, o.ID, "the ledger entry's workspace does not exist")
-			}
-		}
-	}
+	})
 }
 
 // unfindableKeys reports the stored idempotency keys a lookup would not
 // find: a retry under one would be charged again.
 func (v *verifier) unfindableKeys(ctx context.Context, ki KeyIndex) error {
-	st, err := ki.UnfindableKeys(ctx)
+	return forEach(ctx, ki.UnfindableKeys, func(k IdemKey) {
+		v.add(ViolationIdemUnfindable, k.WorkspaceID, k.Key, "the key is stored but its lookup does not find it: a retry would be charged again")
+	})
+}
+
+// forEach opens a stream, calls fn with each of its items and closes it.
+func forEach[T any](ctx context.Context, open func(context.Context) (Stream[T], error), fn func(T)) error {
+	st, err := open(ctx)
 	if err != nil {
 		return err
 	}
@@ -145,8 +138,8 @@ func (v *verifier) unfindableKeys(ctx context.Context, ki KeyIndex) error {
 		if len(page) == 0 {
 			return nil
 		}
-		for _, k := range page {
-			v.add(ViolationIdemUnfindable, k.WorkspaceID, k.Key, "the key is stored but its lookup does not find it: a retry would be charged again")
+		for _, x := range page {
+			fn(x)
 		}
 	}
 }
