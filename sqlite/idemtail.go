@@ -28,7 +28,9 @@ import (
 // after that; they leave the tail only after the commit that indexed them.
 
 // idemTailMax is how many keys the tail holds before a window indexes
-// them (about 3 MiB of memory): Store.tailMax, which tests lower.
+// them (2 MiB in a heap profile): Store.tailMax, which tests lower. A
+// window that indexes them took 151-187 ms against about 60 (the copy
+// 96-128 ms of it) in credits bench many, every 2 s at 33,800 pairs/s.
 const idemTailMax = 1 << 16
 
 // idemTail maps the hash of each key stored above the index's mark to its
