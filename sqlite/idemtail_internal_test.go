@@ -127,6 +127,17 @@ func TestIdempotencyIndexedInRuns(t *testing.T) {
 	}
 	retries(e)
 
+	// Two keys under one hash in the tail (as a collision would put
+	// them): each lookup takes its own key's row, not the newer other.
+	var seq10 int64
+	if err := s.w.QueryRowContext(ctx, `SELECT seq FROM idempotency WHERE key = 'key-10'`).Scan(&seq10); err != nil {
+		t.Fatal(err)
+	}
+	s.tail.add([]tailKey{{hash: idemHash("w", "key-11"), seq: seq10}})
+	if got, err := hold(e, "key-11", "content_rewrite"); err != nil || got != charges["key-11"] {
+		t.Errorf("key-11 under a shared hash held %s (%v), want %s", got, err, charges["key-11"])
+	}
+
 	// credits verify finds every key, and names one whose index entry is
 	// lost or whose hash is wrong.
 	unfindable := func() []string {

@@ -265,29 +265,28 @@ func (t *tx) Idempotency(ctx context.Context, keys []ledger.IdemKey) (map[ledger
 
 // tailIdem finds key k (of hash h) among the rows above the index's mark.
 func (s *Store) tailIdem(ctx context.Context, k ledger.IdemKey, h int64) (ledger.IdemRecord, bool, error) {
-	var r ledger.IdemRecord
 	var buf [4]int64
 	for _, seq := range s.tail.lookup(buf[:0], h) {
-		var ws, key string
+		var ws, key, fingerprint string
 		var created int64
 		var result []byte
-		err := s.reads.m[qIdemSeq].QueryRowContext(ctx, seq).Scan(&ws, &key, &r.Fingerprint, &created, &result)
+		err := s.reads.m[qIdemSeq].QueryRowContext(ctx, seq).Scan(&ws, &key, &fingerprint, &created, &result)
 		if errors.Is(err, sql.ErrNoRows) {
 			continue // swept since
 		}
 		if err != nil {
-			return r, false, err
+			return ledger.IdemRecord{}, false, err
 		}
 		if ws != k.WorkspaceID || key != k.Key {
 			continue // another key of the same hash
 		}
-		r.WorkspaceID, r.Key, r.CreatedAt = k.WorkspaceID, k.Key, fromMicros(created)
+		r := ledger.IdemRecord{WorkspaceID: k.WorkspaceID, Key: k.Key, Fingerprint: fingerprint, CreatedAt: fromMicros(created)}
 		if r.Result, err = decodeAnswer(result); err != nil {
 			return r, false, fmt.Errorf("idempotency key %q: %w", k.Key, err)
 		}
 		return r, true, nil
 	}
-	return r, false, nil
+	return ledger.IdemRecord{}, false, nil
 }
 
 func nullString(p *string) any {
