@@ -17,3 +17,7 @@ func SwapJournalFile(s *Store, f *os.File) (old *os.File) {
 
 // JournalPath is the open journal file.
 func JournalPath(s *Store) string { return s.j.cur.path }
+
+// SetTailMax makes the store index its idempotency keys every n keys;
+// set it right after Open, before anything is written.
+func SetTailMax(s *Store, n int) { s.tailMax = n }

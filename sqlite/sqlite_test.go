@@ -26,6 +26,16 @@ func TestConformance(t *testing.T) {
 	storetest.Run(t, func(t *testing.T) ledger.Store { return open(t) })
 }
 
+// The suite again with idempotency keys indexed every two keys (65,536
+// otherwise): lookups meet keys in the tail, in the index, and in between.
+func TestConformanceIndexingEveryTwoKeys(t *testing.T) {
+	storetest.Run(t, func(t *testing.T) ledger.Store {
+		s := open(t).(*sqlite.Store)
+		sqlite.SetTailMax(s, 2)
+		return s
+	})
+}
+
 // The background sweeper expires holds without any read.
 func TestSweeperLoop(t *testing.T) {
 	t.Parallel()
