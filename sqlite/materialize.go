@@ -455,7 +455,23 @@ func (s *Store) materializeOn(ctx context.Context, dc any, window []*record) (w 
 			_ = tx.Rollback() // the error that brought us here is the one to report
 		}
 	}()
-	args := make([]any, 0, 1024)
+	// Rows go out 256 at a time as they are made (execBulk writes a
+	// table's rest at its end): one buffer of 256 rows serves every table
+	// and window, where gathering a table's rows first grew a slice of up
+	// to 360,000 values in each window.
+	args := s.bulkArgs[:0]
+	defer func() {
+		clear(args[:cap(args)]) // keep no row alive
+		s.bulkArgs = args[:0]
+	}()
+	full := func(b bulk) error {
+		if len(args) < bulkSizes[0]*b.cols {
+			return nil
+		}
+		err := s.raw.execBulk(ctx, b, args)
+		args = args[:0]
+		return err
+	}
 
 	// Parents before children (foreign keys), each in key order: b-tree
 	// inserts in order touch each page once. Every value is a driver value
@@ -466,6 +482,9 @@ func (s *Store) materializeOn(ctx context.Context, dc any, window []*record) (w 
 			a := m.workspaces[id]
 			ws := a.Workspace
 			args = append(args, ws.ID, ws.Name, ws.Plan, nullString(ws.PendingPlan), micros(ws.CycleAnchor), micros(ws.CreatedAt), int64(a.Cycle.N), micros(a.NextExpiry))
+			if err := full(bulkWorkspaces); err != nil {
+				return w, fmt.Errorf("workspaces: %w", err)
+			}
 		}
 		if err := s.raw.execBulk(ctx, bulkWorkspaces, args); err != nil {
 			return w, fmt.Errorf("workspaces: %w", err)
@@ -481,6 +500,9 @@ func (s *Store) materializeOn(ctx context.Context, dc any, window []*record) (w 
 		for _, k := range keys {
 			cy := m.cycles[k]
 			args = append(args, k.WorkspaceID, int64(cy.N), micros(cy.Start), micros(cy.End), cy.Granted, cy.Available, cy.Held, cy.Used, cy.Expired)
+			if err := full(bulkCycles); err != nil {
+				return w, fmt.Errorf("cycles: %w", err)
+			}
 		}
 		if err := s.raw.execBulk(ctx, bulkCycles, args); err != nil {
 			return w, fmt.Errorf("cycles: %w", err)
@@ -500,6 +522,9 @@ func (s *Store) materializeOn(ctx context.Context, dc any, window []*record) (w 
 			}
 			args = append(args, ch.ID, ch.WorkspaceID, int64(ch.Cycle), ch.Operation, ch.Quantity, ch.Cost, ch.Status, nullString(ch.MemberID), md,
 				micros(ch.CreatedAt), micros(ch.ExpiresAt), micros(ch.FinalizedAt))
+			if err := full(bulkCharges); err != nil {
+				return w, fmt.Errorf("charges: %w", err)
+			}
 		}
 		if err := s.raw.execBulk(ctx, bulkCharges, args); err != nil {
 			return w, fmt.Errorf("charges: %w", err)
@@ -526,6 +551,9 @@ func (s *Store) materializeOn(ctx context.Context, dc any, window []*record) (w 
 				heads[e.WorkspaceID] = e.Seq
 				args = append(args, e.Seq, e.WorkspaceID, int64(e.Cycle), micros(e.At), e.Type, e.Amount, e.AvailableAfter,
 					emptyNull(e.ChargeID), emptyNull(e.Operation), emptyNull(e.MemberID), emptyNull(e.Reason), prev)
+				if err := full(bulkEntries); err != nil {
+					return w, fmt.Errorf("entries: %w", err)
+				}
 			}
 		}
 		if err := s.raw.execBulk(ctx, bulkEntries, args); err != nil {
@@ -534,6 +562,9 @@ func (s *Store) materializeOn(ctx context.Context, dc any, window []*record) (w 
 		args = args[:0]
 		for _, id := range sortedMapKeys(heads) {
 			args = append(args, id, heads[id])
+			if err := full(bulkHeads); err != nil {
+				return w, fmt.Errorf("ledger heads: %w", err)
+			}
 		}
 		if err := s.raw.execBulk(ctx, bulkHeads, args); err != nil {
 			return w, fmt.Errorf("ledger heads: %w", err)
@@ -552,6 +583,9 @@ func (s *Store) materializeOn(ctx context.Context, dc any, window []*record) (w 
 			h := idemHash(r.rec.WorkspaceID, r.rec.Key)
 			args = append(args, w.idemSeq, r.rec.WorkspaceID, r.rec.Key, r.rec.Fingerprint, micros(r.rec.CreatedAt),
 				h, emptyNull(id), r.result)
+			if err := full(bulkIdem); err != nil {
+				return w, fmt.Errorf("idempotency keys: %w", err)
+			}
 			s.tailNew = append(s.tailNew, tailKey{hash: h, seq: w.idemSeq})
 		}
 		if err := s.raw.execBulk(ctx, bulkIdem, args); err != nil {

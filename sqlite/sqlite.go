@@ -74,10 +74,11 @@ type Store struct {
 	// newest entry in the tables), so a window's chains are linked
 	// without a read. Only materialize, which never runs twice at once,
 	// uses it.
-	heads  map[string]int64
-	merged merged // materialize's, refilled for each window
-	encBuf []byte
-	idem   *idemFilter
+	heads    map[string]int64
+	merged   merged // materialize's, refilled for each window
+	bulkArgs []any  // materialize's: at most 256 rows' values
+	encBuf   []byte
+	idem     *idemFilter
 	// idemSeq is the newest idempotency row's seq, and tail finds the rows
 	// above journal_state.indexed (idemtail.go). Only materialize, and
 	// Open before it runs, change them.
