@@ -60,15 +60,15 @@ func TestOverlayReusesEmptiedWorkspaces(t *testing.T) {
 	// that took ws_b's spare) is kept too, its map let go.
 	c := &record{Batch: 3, Changes: rows("ws_c", rowsInline+1)}
 	o.add(c.Batch, c.Changes)
-	if p := o.ws["ws_c"]; p == nil || !p.charges.big() {
+	if p := o.ws["ws_c"]; p == nil || p.charges.m == nil {
 		t.Fatalf("ws_c's %d charges are not in a map", rowsInline+1)
 	}
 	o.drop([]*record{c})
 	if len(o.ws) != 0 || len(o.spare) != 1 {
 		t.Fatalf("after a big workspace left: %d workspaces, %d spare; want 0 and 1", len(o.ws), len(o.spare))
 	}
-	if sp := o.spare[0]; sp.charges.big() || cap(sp.charges.list) > rowsInline || sp.charges.len() != 0 {
-		t.Errorf("the spare kept its map or more than %d rows' room: map %v, room %d, rows %d", rowsInline, sp.charges.big(), cap(sp.charges.list), sp.charges.len())
+	if sp := o.spare[0]; sp.charges.m != nil || cap(sp.charges.list) > rowsInline || sp.charges.len() != 0 {
+		t.Errorf("the spare kept its map or more than %d rows' room: map %v, room %d, rows %d", rowsInline, sp.charges.m != nil, cap(sp.charges.list), sp.charges.len())
 	}
 }
 
@@ -115,13 +115,13 @@ func TestRowsLikeAMap(t *testing.T) {
 				check(fmt.Sprintf("round %d, after %d", round, i))
 			}
 		}
-		if !r.big() {
+		if r.m == nil {
 			t.Fatalf("%d rows are not in a map", r.len())
 		}
 		r.reset()
 		clear(want)
 		check("reset")
-		if r.big() {
+		if r.m != nil {
 			t.Fatal("reset kept the map")
 		}
 	}

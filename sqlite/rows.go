@@ -82,9 +82,6 @@ func (r *rows[K, V]) del(k K) {
 	}
 }
 
-// big reports whether the rows have been a map.
-func (r *rows[K, V]) big() bool { return r.m != nil }
-
 // reset empties the rows, keeping the slice's room and dropping a map.
 func (r *rows[K, V]) reset() {
 	clear(r.list)

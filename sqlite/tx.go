@@ -239,54 +239,55 @@ func (t *tx) Idempotency(ctx context.Context, keys []ledger.IdemKey) (map[ledger
 			continue
 		}
 		h := idemHash(k.WorkspaceID, k.Key)
-		r, ok, err := t.s.tailIdem(ctx, k, h)
+		row, ok, err := t.s.tailIdem(ctx, k, h)
+		if err == nil && !ok {
+			err = st.QueryRowContext(ctx, h, k.WorkspaceID, k.Key).Scan(&row.fingerprint, &row.created, &row.answer)
+			ok = err == nil
+			if errors.Is(err, sql.ErrNoRows) {
+				err = nil
+			}
+		}
 		if err != nil {
 			return nil, err
 		}
 		if !ok {
-			var created int64
-			var result []byte
-			err := st.QueryRowContext(ctx, h, k.WorkspaceID, k.Key).Scan(&r.Fingerprint, &created, &result)
-			if errors.Is(err, sql.ErrNoRows) {
-				continue
-			}
-			if err != nil {
-				return nil, err
-			}
-			r.WorkspaceID, r.Key, r.CreatedAt = k.WorkspaceID, k.Key, fromMicros(created)
-			if r.Result, err = decodeAnswer(result); err != nil {
-				return nil, fmt.Errorf("idempotency key %q: %w", k.Key, err)
-			}
+			continue
+		}
+		r := ledger.IdemRecord{WorkspaceID: k.WorkspaceID, Key: k.Key, Fingerprint: row.fingerprint, CreatedAt: fromMicros(row.created)}
+		if r.Result, err = decodeAnswer(row.answer); err != nil {
+			return nil, fmt.Errorf("idempotency key %q: %w", k.Key, err)
 		}
 		out[k] = r
 	}
 	return out, nil
 }
 
+// storedIdem is an idempotency row as a lookup reads it.
+type storedIdem struct {
+	fingerprint string
+	created     int64
+	answer      []byte
+}
+
 // tailIdem finds key k (of hash h) among the rows above the index's mark.
-func (s *Store) tailIdem(ctx context.Context, k ledger.IdemKey, h int64) (ledger.IdemRecord, bool, error) {
+func (s *Store) tailIdem(ctx context.Context, k ledger.IdemKey, h int64) (storedIdem, bool, error) {
 	var buf [4]int64
 	for _, seq := range s.tail.lookup(buf[:0], h) {
-		var ws, key, fingerprint string
-		var created int64
-		var result []byte
-		err := s.reads.m[qIdemSeq].QueryRowContext(ctx, seq).Scan(&ws, &key, &fingerprint, &created, &result)
+		var ws, key string
+		var row storedIdem
+		err := s.reads.m[qIdemSeq].QueryRowContext(ctx, seq).Scan(&ws, &key, &row.fingerprint, &row.created, &row.answer)
 		if errors.Is(err, sql.ErrNoRows) {
 			continue // swept since
 		}
 		if err != nil {
-			return ledger.IdemRecord{}, false, err
+			return storedIdem{}, false, err
 		}
-		if ws != k.WorkspaceID || key != k.Key {
-			continue // another key of the same hash
+		if ws == k.WorkspaceID && key == k.Key {
+			return row, true, nil
 		}
-		r := ledger.IdemRecord{WorkspaceID: k.WorkspaceID, Key: k.Key, Fingerprint: fingerprint, CreatedAt: fromMicros(created)}
-		if r.Result, err = decodeAnswer(result); err != nil {
-			return r, false, fmt.Errorf("idempotency key %q: %w", k.Key, err)
-		}
-		return r, true, nil
+		// another key of the same hash
 	}
-	return ledger.IdemRecord{}, false, nil
+	return storedIdem{}, false, nil
 }
 
 func nullString(p *string) any {
