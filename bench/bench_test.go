@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/credits-dev/credits"
 	"github.com/credits-dev/credits/auth"
 	"github.com/credits-dev/credits/config"
 	"github.com/credits-dev/credits/httpapi"
@@ -527,5 +528,30 @@ func TestRoundsAddUp(t *testing.T) {
 	}
 	if !strings.Contains(out.String(), "0.50× http/noop (rounds 0.40–0.60)") || !strings.Contains(out.String(), "in each of 2 rounds") {
 		t.Errorf("table:\n%s", out.String())
+	}
+}
+
+func TestBalanceUsed(t *testing.T) {
+	real, err := json.Marshal(credits.Balance{WorkspaceID: "ws", Granted: 5000, Available: 3766, Held: 0, Used: 1234})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		data string
+		want int64
+		ok   bool
+	}{
+		{string(real), 1234, true},
+		{`{"used":0}`, 0, true},
+		{`{"available":7,"used":999999999999999999}`, 999999999999999999, true},
+		{`{"used":9999999999999999999}`, 0, false},
+		{`{"used":"x"}`, 0, false},
+		{`{"available":7}`, 0, false},
+		{``, 0, false},
+	} {
+		got, ok := balanceUsed([]byte(tc.data))
+		if got != tc.want || ok != tc.ok {
+			t.Errorf("balanceUsed(%s) = %d, %v; want %d, %v", tc.data, got, ok, tc.want, tc.ok)
+		}
 	}
 }
