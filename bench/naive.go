@@ -75,7 +75,12 @@ type naiveTarget struct {
 	ids    []string
 }
 
-// naiveSQLiteDSN has the engine store's pragmas, and BEGIN IMMEDIATE.
+// naiveSQLiteDSN has the engine store's durability (WAL, every commit
+// synced) and BEGIN IMMEDIATE. Foreign keys stay on, as a hand-written
+// schema has them: the engine's writer checks none (its rows come from
+// workspaces it read, and credits verify checks them), but a baseline
+// without a verifier relies on them; a pair's two synced commits dwarf
+// their lookups either way.
 func naiveSQLiteDSN(path string) string {
 	q := url.Values{}
 	q.Add("_pragma", "journal_mode(WAL)")
