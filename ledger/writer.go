@@ -180,15 +180,19 @@ func (e *Engine) load(ctx context.Context, tx Tx, s *state, batch []request) err
 		ids = append(ids, id)
 	}
 	sort.Strings(ids)
-	accs := make(map[string]Account, len(ids))
-	ids = e.cachedAccounts(accs, ids)
+	// The batch's accounts live in one slice (room for all of them, so it
+	// never moves): one allocation a batch instead of one per account and
+	// a map of copies.
+	slab := make([]Account, 0, len(ids))
+	ids = e.cachedAccounts(s, &slab, ids)
 	if len(ids) > 0 {
 		loaded, err := tx.Accounts(ctx, ids) // locks them, on a store with many writers
 		if err != nil {
 			return err
 		}
 		for id, a := range loaded {
-			accs[id] = a
+			slab = append(slab, a)
+			s.accounts[id] = &slab[len(slab)-1]
 		}
 	}
 	if len(chargeIDs) > 0 {
@@ -199,16 +203,14 @@ func (e *Engine) load(ctx context.Context, tx Tx, s *state, batch []request) err
 			return err
 		}
 		for id, c := range chs {
-			if _, locked := accs[c.WorkspaceID]; !locked {
+			if _, locked := s.accounts[c.WorkspaceID]; !locked {
 				return fmt.Errorf("charge %s moved to workspace %s", id, c.WorkspaceID)
 			}
 			c := c
 			s.charges[id] = &c
 		}
 	}
-	for id, a := range accs {
-		a := a
-		s.accounts[id] = &a
+	for id, a := range s.accounts {
 		if a.Cycle.End.After(s.now) && (a.NextExpiry.IsZero() || a.NextExpiry.After(s.now)) {
 			continue
 		}
@@ -285,16 +287,17 @@ func (e *Engine) cachedCharges(s *state, ids []string) []string {
 	return missing
 }
 
-// cachedAccounts puts the cached accounts among ids into accs and returns
-// the ids still to read.
-func (e *Engine) cachedAccounts(accs map[string]Account, ids []string) []string {
+// cachedAccounts puts the cached accounts among ids into s, their copies
+// appended to slab, and returns the ids still to read.
+func (e *Engine) cachedAccounts(s *state, slab *[]Account, ids []string) []string {
 	if e.cache == nil {
 		return ids
 	}
 	missing := ids[:0]
 	for _, id := range ids {
 		if a, ok := e.cache.account(id); ok {
-			accs[id] = a
+			*slab = append(*slab, a)
+			s.accounts[id] = &(*slab)[len(*slab)-1]
 			continue
 		}
 		missing = append(missing, id)
