@@ -39,6 +39,12 @@ type state struct {
 	dirtyIdem    map[IdemKey]bool
 	entries      []credits.Entry
 	newIDFunc    func(prefix string) string
+
+	// The batch's answers and changed balances, kept for the next batch's:
+	// the writer copies each out (into its caller's channel, into the
+	// broker) before it runs the next batch, and nothing keeps the slices.
+	results []result
+	changed []credits.Balance
 }
 
 // clearFor empties s for the next batch, keeping its maps' room: each

@@ -110,7 +110,12 @@ func (e *Engine) runBatch(s *state, batch []request) ([]result, []credits.Balanc
 	if err := e.load(ctx, tx, s, batch); err != nil {
 		return nil, nil, err
 	}
-	results := make([]result, len(batch))
+	results := s.results[:0]
+	for range batch {
+		results = append(results, result{})
+	}
+	clear(results[len(results):cap(results)]) // a larger batch's answers: let go of them
+	s.results = results
 	for i, r := range batch {
 		results[i] = r.cmd.apply(s)
 	}
@@ -130,10 +135,11 @@ func (e *Engine) runBatch(s *state, batch []request) ([]result, []credits.Balanc
 	if e.cache != nil {
 		e.cache.committed(s)
 	}
-	changed := make([]credits.Balance, 0, len(dirty))
+	changed := s.changed[:0]
 	for _, id := range dirty {
 		changed = append(changed, s.balance(s.accounts[id]))
 	}
+	s.changed = changed
 	return results, changed, nil
 }
 
