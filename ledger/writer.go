@@ -7,6 +7,7 @@ import (
 	"runtime"
 	"runtime/debug"
 	"sort"
+	"sync"
 
 	"github.com/credits-dev/credits"
 )
@@ -317,22 +318,33 @@ func (e *Engine) forget(s *state) {
 	}
 }
 
+// doneChans holds answer channels for reuse: each command's own, made
+// anew, was 4% of the bytes BenchmarkPairs allocated. A channel goes back
+// only once its single answer has been received (or it was never queued),
+// so a late answer can never reach the next command that takes it.
+var doneChans = sync.Pool{New: func() any { return make(chan result, 1) }}
+
 // submit hands a command to the writer and waits for its answer. A caller
 // that gives up (ctx done) stops waiting; the command may still commit, which
 // is why charges carry an Idempotency-Key.
 func (e *Engine) submit(ctx context.Context, c command) result {
-	r := request{cmd: c, done: make(chan result, 1)}
+	done := doneChans.Get().(chan result)
+	r := request{cmd: c, done: done}
 	select {
 	case e.queue <- r:
 	case <-ctx.Done():
+		doneChans.Put(done) // never queued: nothing will send on it
 		return result{Err: ctx.Err()}
 	case <-e.stop:
+		doneChans.Put(done)
 		return result{Err: credits.Errorf(credits.CodeUnavailable, "the engine is shutting down")}
 	}
 	select {
 	case res := <-r.done:
+		doneChans.Put(done) // its one answer taken: empty, and nothing more will come
 		return res
 	case <-ctx.Done():
+		// The writer may still answer into it: it is not reused.
 		return result{Err: ctx.Err()}
 	case <-e.stopped:
 		// The writer stopped with this command still queued: it never ran.
