@@ -45,6 +45,7 @@ func TestLateAnswersReachNoOtherCaller(t *testing.T) {
 				key := fmt.Sprint("k-", g, "-", i)
 				cctx, cancel := context.WithCancel(ctx)
 				if g%2 == 1 {
+					cancel()
 					cctx, cancel = context.WithTimeout(ctx, time.Duration(i%50)*time.Microsecond)
 				}
 				r, err := e.Hold(cctx, ledger.HoldParams{WorkspaceID: "w", IdempotencyKey: key, Operation: "content_rewrite", Quantity: quantity})
