@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"runtime"
 	"runtime/debug"
+	"slices"
 	"sort"
 	"sync"
 
@@ -111,11 +112,8 @@ func (e *Engine) runBatch(s *state, batch []request) ([]result, []credits.Balanc
 	if err := e.load(ctx, tx, s, batch); err != nil {
 		return nil, nil, err
 	}
-	results := s.results[:0]
-	for range batch {
-		results = append(results, result{})
-	}
-	clear(results[len(results):cap(results)]) // a larger batch's answers: let go of them
+	results := slices.Grow(s.results[:0], len(batch))[:len(batch)]
+	clear(results[:cap(results)]) // the last batch's answers: let go of them
 	s.results = results
 	for i, r := range batch {
 		results[i] = r.cmd.apply(s)

@@ -473,9 +473,11 @@ func (s *Store) materializeOn(ctx context.Context, dc any, window []*record) (w 
 		return err
 	}
 
-	// Parents before children (foreign keys), each in key order: b-tree
-	// inserts in order touch each page once. Every value is a driver value
-	// (int64, string, []byte, nil): nothing converts them (see rawConn).
+	// Parents before children (the rows hold the foreign keys at every
+	// statement, though this connection checks none), each in key order:
+	// b-tree inserts in order touch each page once. Every value is a driver
+	// value (int64, string, []byte, nil): nothing converts them (see
+	// rawConn).
 	if len(m.workspaces) > 0 {
 		args = args[:0]
 		for _, id := range sortedMapKeys(m.workspaces) {
