@@ -326,6 +326,16 @@ type Result struct {
 	JournalSyncP50us float64 `json:"journal_sync_p50_us,omitempty"`
 	JournalSyncP99us float64 `json:"journal_sync_p99_us,omitempty"`
 	JournalSyncMaxUs float64 `json:"journal_sync_max_us,omitempty"`
+	// JournalSyncShare is the journal's write+fdatasync time over the
+	// row's time: the part of WriterBusy spent waiting on the disk.
+	JournalSyncShare float64 `json:"journal_sync_share,omitempty"`
+	// WriterBusy is the share of the row's time the in-process engine's
+	// writers spent on batches (each writer's time summed, over Writers
+	// times the row's). Near 1 the writers are the limit; well under it,
+	// they wait for commands: the limit is elsewhere (the CPU the callers
+	// and the tables take, or the callers' own round trips).
+	WriterBusy float64 `json:"writer_busy,omitempty"`
+	Writers    int     `json:"writers,omitempty"`
 	// Reference is the row this one is compared with ("" for a
 	// reference); Ratio is PairsPerSec over the reference's (0: it did not
 	// run).
@@ -347,6 +357,7 @@ type Result struct {
 	// The sums the figures above are made of, to add rounds up.
 	cpu               time.Duration
 	commands, batches int64
+	busy              time.Duration // summed over the writers
 	syncs             *Histogram
 	requests          int // HTTP requests a pair
 }
@@ -505,6 +516,8 @@ func addRound(a, b Result) Result {
 	sum.cpu += b.cpu
 	sum.commands += b.commands
 	sum.batches += b.batches
+	sum.busy += b.busy
+	sum.Writers = max(a.Writers, b.Writers)
 	sum.Verified = a.Verified && b.Verified
 	// Streams are opened afresh each round: the most opened, and the
 	// fewest that got the final balance.
@@ -531,6 +544,7 @@ func addRound(a, b Result) Result {
 // setFigures computes the row's figures from its sums.
 func (r *Result) setFigures() {
 	r.PairsPerSec, r.RequestsPerSec, r.CPUusPerPair, r.CommandsPerBatch = 0, 0, 0, 0
+	r.WriterBusy, r.JournalSyncShare = 0, 0
 	if r.Seconds > 0 {
 		r.PairsPerSec = float64(r.Pairs) / r.Seconds
 		r.RequestsPerSec = r.PairsPerSec * float64(r.requests)
@@ -541,6 +555,9 @@ func (r *Result) setFigures() {
 	if r.batches > 0 {
 		r.CommandsPerBatch = float64(r.commands) / float64(r.batches)
 	}
+	if r.Writers > 0 && r.Seconds > 0 {
+		r.WriterBusy = r.busy.Seconds() / (float64(r.Writers) * r.Seconds)
+	}
 	if h := r.hist; h != nil {
 		r.P50us, r.P99us, r.P999us = us(h.Percentile(0.50)), us(h.Percentile(0.99)), us(h.Percentile(0.999))
 		r.MaxUs, r.MeanUs = us(h.Max()), us(h.Mean())
@@ -549,6 +566,9 @@ func (r *Result) setFigures() {
 		r.JournalSyncs = int64(h.Count())
 		r.JournalSyncP50us, r.JournalSyncP99us = us(h.Percentile(0.50)), us(h.Percentile(0.99))
 		r.JournalSyncMaxUs = us(h.Max())
+		if r.Seconds > 0 {
+			r.JournalSyncShare = h.Sum().Seconds() / r.Seconds
+		}
 	}
 }
 

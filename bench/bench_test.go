@@ -115,6 +115,16 @@ func checkReport(t *testing.T, rep *Report, want []string) {
 		if engine := strings.HasPrefix(r.Scenario, "engine/"); engine != (r.CommandsPerBatch >= 1) {
 			t.Errorf("%s: %v commands per batch", r.Scenario, r.CommandsPerBatch)
 		}
+		// A batch under way when measuring starts counts whole: the
+		// busy share may pass 1 by that one batch, no more.
+		if engine := strings.HasPrefix(r.Scenario, "engine/"); engine != (r.Writers >= 1) ||
+			engine && !(r.WriterBusy > 0 && r.WriterBusy <= 1.1) || !engine && r.WriterBusy != 0 {
+			t.Errorf("%s: %d writers busy %v of the time", r.Scenario, r.Writers, r.WriterBusy)
+		}
+		// The journal's syncs happen inside the writer's batches.
+		if r.JournalSyncs > 0 && !(r.JournalSyncShare > 0 && r.JournalSyncShare <= r.WriterBusy) {
+			t.Errorf("%s: journal syncs %v of the time, the writer busy %v", r.Scenario, r.JournalSyncShare, r.WriterBusy)
+		}
 		if sqliteEngine := strings.HasPrefix(r.Scenario, "engine/sqlite/"); sqliteEngine != (r.JournalSyncs > 0) ||
 			sqliteEngine && !(r.JournalSyncP50us > 0 && r.JournalSyncP50us <= r.JournalSyncP99us && r.JournalSyncP99us <= r.JournalSyncMaxUs) {
 			t.Errorf("%s: %d journal syncs, p50 %v p99 %v max %v", r.Scenario, r.JournalSyncs, r.JournalSyncP50us, r.JournalSyncP99us, r.JournalSyncMaxUs)
@@ -482,7 +492,7 @@ func TestRoundsAddUp(t *testing.T) {
 			h.Record(lat)
 		}
 		r := Result{Scenario: name, Reference: ref, Pairs: pairs, Seconds: seconds, Verified: true, hist: h, cpu: cpu, requests: 2,
-			commands: 2 * pairs, batches: pairs / 10}
+			commands: 2 * pairs, batches: pairs / 10, busy: time.Duration(pairs) * time.Millisecond, Writers: 2}
 		r.setFigures()
 		return r
 	}
@@ -505,6 +515,7 @@ func TestRoundsAddUp(t *testing.T) {
 		{"requests/s", many.RequestsPerSec, 1000},
 		{"CPU µs a pair", many.CPUusPerPair, 700},
 		{"commands a batch", many.CommandsPerBatch, 20},
+		{"writers' busy share", many.WriterBusy, 0.25}, // 1 s of 2 writers' 4 s
 		{"ratio", many.Ratio, 0.5},
 		{"lowest round's ratio", many.RatioMin, 0.4},
 		{"highest round's ratio", many.RatioMax, 0.6},
@@ -526,7 +537,8 @@ func TestRoundsAddUp(t *testing.T) {
 	if err := rep.WriteTable(&out); err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(out.String(), "0.50× http/noop (rounds 0.40–0.60)") || !strings.Contains(out.String(), "in each of 2 rounds") {
+	if !strings.Contains(out.String(), "0.50× http/noop (rounds 0.40–0.60)") || !strings.Contains(out.String(), "in each of 2 rounds") ||
+		!strings.Contains(out.String(), "20.0 commands per batch; 2 writers busy 25% of the time") {
 		t.Errorf("table:\n%s", out.String())
 	}
 }

@@ -102,6 +102,7 @@ func (t *engineTarget) StartMeasuring() {
 func (t *engineTarget) Finish(ctx context.Context, res *Result) error {
 	s := t.engine.Stats()
 	res.commands, res.batches = s.Commands-t.setup.Commands, s.Batches-t.setup.Batches
+	res.busy, res.Writers = s.Busy-t.setup.Busy, s.Writers
 	if _, ok := t.store.(*sqlite.Store); ok {
 		t.syncs.mu.Lock()
 		h := t.syncs.h

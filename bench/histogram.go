@@ -92,6 +92,9 @@ func (h *Histogram) Max() time.Duration { return time.Duration(h.max) }
 // Min is the smallest recorded value, exactly.
 func (h *Histogram) Min() time.Duration { return time.Duration(h.min) }
 
+// Sum is the total of the recorded values.
+func (h *Histogram) Sum() time.Duration { return time.Duration(h.sum) }
+
 // Mean is the average of the recorded values.
 func (h *Histogram) Mean() time.Duration {
 	if h.total == 0 {

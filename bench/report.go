@@ -127,11 +127,16 @@ func (r *Report) WriteTable(w io.Writer) error {
 			if res.CommandsPerBatch > 0 {
 				fmt.Fprintf(w, "; %.1f commands per batch", res.CommandsPerBatch)
 			}
+			if res.Writers == 1 {
+				fmt.Fprintf(w, "; the writer busy %.0f%% of the time", 100*res.WriterBusy)
+			} else if res.Writers > 1 {
+				fmt.Fprintf(w, "; %d writers busy %.0f%% of the time", res.Writers, 100*res.WriterBusy)
+			}
 			fmt.Fprintln(w)
 		}
 		if res.JournalSyncs > 0 {
-			fmt.Fprintf(w, "%s: journal write+fdatasync p50 %s, p99 %s, max %s (%d batches)\n", res.Scenario,
-				fmtMicros(res.JournalSyncP50us), fmtMicros(res.JournalSyncP99us), fmtMicros(res.JournalSyncMaxUs), res.JournalSyncs)
+			fmt.Fprintf(w, "%s: journal write+fdatasync p50 %s, p99 %s, max %s (%d batches; %.0f%% of the time)\n", res.Scenario,
+				fmtMicros(res.JournalSyncP50us), fmtMicros(res.JournalSyncP99us), fmtMicros(res.JournalSyncMaxUs), res.JournalSyncs, 100*res.JournalSyncShare)
 		}
 		if res.Streams > 0 {
 			every := ""

@@ -72,6 +72,8 @@ type Engine struct {
 	once    sync.Once
 
 	batches, commands atomic.Int64
+	busy              atomic.Int64 // nanoseconds the writers spent in batches
+	writers           int
 	// cache is what this process committed, when it is the store's only
 	// writer; nil otherwise.
 	cache *cache
@@ -142,6 +144,7 @@ func New(store Store, cat credits.Catalog, opts Options) (*Engine, error) {
 	if e.cache != nil || writers <= 0 {
 		writers = 1 // one writer owns a single-writer store
 	}
+	e.writers = writers
 	var wg sync.WaitGroup
 	for range writers {
 		wg.Add(1)
@@ -553,13 +556,19 @@ func newID(prefix string) string {
 	return prefix + idEncoding.EncodeToString(b[:])
 }
 
-// Stats counts the writer's work since the engine started.
+// Stats counts the writers' work since the engine started.
 type Stats struct {
 	Batches  int64 // transactions committed (or failed)
 	Commands int64 // commands applied
+	// Busy is the wall time the writers spent on batches (loading,
+	// applying, committing, answering), summed over Writers. Over an
+	// interval, Busy/(Writers*interval) near 1 means the writers are the
+	// limit: callers wait for them, not the other way around.
+	Busy    time.Duration
+	Writers int
 }
 
-// Stats returns the writer's counters: Commands/Batches is the mean batch.
+// Stats returns the writers' counters: Commands/Batches is the mean batch.
 func (e *Engine) Stats() Stats {
-	return Stats{Batches: e.batches.Load(), Commands: e.commands.Load()}
+	return Stats{Batches: e.batches.Load(), Commands: e.commands.Load(), Busy: time.Duration(e.busy.Load()), Writers: e.writers}
 }

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"sort"
 	"sync"
+	"time"
 
 	"github.com/credits-dev/credits"
 )
@@ -59,6 +60,8 @@ func (e *Engine) run() {
 var errUnavailable = &credits.Error{Code: credits.CodeUnavailable, Message: "the store is unavailable; nothing was charged"}
 
 func (e *Engine) commit(s *state, batch []request) {
+	start := time.Now()
+	defer func() { e.busy.Add(int64(time.Since(start))) }()
 	e.batches.Add(1)
 	e.commands.Add(int64(len(batch)))
 	results, changed, err := e.safeRunBatch(s, batch)
