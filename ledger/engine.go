@@ -561,9 +561,9 @@ type Stats struct {
 	Batches  int64 // transactions committed (or failed)
 	Commands int64 // commands applied
 	// Busy is the wall time the writers spent on batches (loading,
-	// applying, committing, answering), summed over Writers. Over an
-	// interval, Busy/(Writers*interval) near 1 means the writers are the
-	// limit: callers wait for them, not the other way around.
+	// applying, committing: up to their answers), summed over Writers.
+	// Over an interval, Busy/(Writers*interval) near 1 means the writers
+	// are the limit: callers wait for them, not the other way around.
 	Busy    time.Duration
 	Writers int
 }

@@ -12,9 +12,10 @@ import (
 	"github.com/credits-dev/credits/sqlite"
 )
 
-// Stats counts each batch the writer ran and the time it spent on it. One
-// caller at a time makes one batch per command, and the writer is busy only
-// while a caller waits for it: never longer than the calls took.
+// Stats counts each batch the writer ran and the time it spent on it, all
+// of it by the time its caller has the answer. One caller at a time makes
+// one batch per command, and the writer is busy only while a caller waits
+// for it: never longer than the calls took.
 func TestStatsCountTheWritersWork(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()

@@ -61,10 +61,12 @@ var errUnavailable = &credits.Error{Code: credits.CodeUnavailable, Message: "the
 
 func (e *Engine) commit(s *state, batch []request) {
 	start := time.Now()
-	defer func() { e.busy.Add(int64(time.Since(start))) }()
 	e.batches.Add(1)
 	e.commands.Add(int64(len(batch)))
 	results, changed, err := e.safeRunBatch(s, batch)
+	// Counted before any answer: a caller holding its answer finds its
+	// batch in Stats.
+	e.busy.Add(int64(time.Since(start)))
 	if err != nil {
 		e.log.Error("batch failed; nothing of it was committed", "commands", len(batch), "err", err)
 		for _, r := range batch {
