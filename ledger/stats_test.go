@@ -19,10 +19,7 @@ import (
 func TestStatsCountTheWritersWork(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "credits.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	st := openSQLite(t)
 	t.Cleanup(func() { st.Close() })
 	e, err := ledger.New(st, credits.DefaultCatalog(), ledger.Options{SweepInterval: -1})
 	if err != nil {
@@ -54,4 +51,15 @@ func TestStatsCountTheWritersWork(t *testing.T) {
 	if busy := after.Busy - before.Busy; busy <= 0 || busy > elapsed {
 		t.Errorf("the writer busy %v during calls that took %v", busy, elapsed)
 	}
+}
+
+// openSQLite opens a fresh SQLite store; closing it is the caller's (a
+// test whose writer may be stuck must not wait for it in a cleanup).
+func openSQLite(t *testing.T) *sqlite.Store {
+	t.Helper()
+	st, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "credits.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -12,7 +11,6 @@ import (
 
 	"github.com/credits-dev/credits"
 	"github.com/credits-dev/credits/ledger"
-	"github.com/credits-dev/credits/sqlite"
 )
 
 // Callers that give up while their command is queued or running leave its
@@ -22,10 +20,7 @@ import (
 // channel reused too early would also stop the writer: see the timeout).
 func TestLateAnswersReachNoOtherCaller(t *testing.T) {
 	ctx := context.Background()
-	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "credits.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	st := openSQLite(t)
 	cat := credits.DefaultCatalog()
 	cat.Plans = append(cat.Plans, credits.Plan{ID: "big", Name: "Big", MonthlyCredits: credits.MaxCost, Currency: "usd"})
 	e, err := ledger.New(st, cat, ledger.Options{SweepInterval: -1})
