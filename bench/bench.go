@@ -27,6 +27,7 @@ import (
 	"time"
 
 	"github.com/credits-dev/credits"
+	"github.com/credits-dev/credits/ledger"
 )
 
 // Shapes of load.
@@ -69,6 +70,10 @@ type ServerParams struct {
 	DB       string // SQLite file path (new)
 	Config   string // catalog YAML file (CatalogYAML)
 	AdminKey string
+	// Engine, if set, is called with the server's engine and store before
+	// it listens, when the server runs in this process: its HTTP rows then
+	// report the writer as the engine rows do.
+	Engine func(*ledger.Engine, ledger.Store)
 }
 
 // StartServerFunc starts a `credits serve` listening on a free local port and

@@ -26,13 +26,22 @@ type engineTarget struct {
 		Close() error
 	}
 	ids    []string
-	schema *pgSchema    // PostgreSQL: dropped on Close
-	setup  ledger.Stats // the writer's counters when the measured load began
-	syncs  *syncTimes   // SQLite: each batch's journal write and sync during the measured load
+	schema *pgSchema // PostgreSQL: dropped on Close
+	meter  *writerMeter
 }
 
-// syncTimes records the journal's write+fdatasync times (the hook runs on
-// the engine's writer; Finish reads them from another goroutine).
+// writerMeter reads an in-process engine's writer during the measured load:
+// its counters (batches, commands, busy time) and, on SQLite, each batch's
+// journal write+fdatasync. The engine rows and the HTTP rows of a server
+// the bench started both report through it.
+type writerMeter struct {
+	engine *ledger.Engine
+	setup  ledger.Stats // the counters when the measured load began
+	// syncs is nil unless the store is SQLite. The hook runs on the
+	// engine's writer; finish reads it from another goroutine.
+	syncs *syncTimes
+}
+
 type syncTimes struct {
 	mu sync.Mutex
 	h  Histogram
@@ -44,8 +53,44 @@ func (s *syncTimes) record(d time.Duration) {
 	s.mu.Unlock()
 }
 
+func newWriterMeter(e *ledger.Engine, st ledger.Store) *writerMeter {
+	m := &writerMeter{engine: e}
+	if sq, ok := st.(*sqlite.Store); ok {
+		m.syncs = &syncTimes{}
+		sq.OnJournalSync(m.syncs.record)
+	}
+	m.start()
+	return m
+}
+
+// start starts the counters and the sync times afresh: finish reports
+// what happened since.
+func (m *writerMeter) start() {
+	m.setup = m.engine.Stats()
+	if m.syncs != nil {
+		m.syncs.mu.Lock()
+		m.syncs.h = Histogram{}
+		m.syncs.mu.Unlock()
+	}
+}
+
+// finish puts into res how many commands the writer committed together,
+// on average (group commit at work), how busy it was, and the syncs.
+func (m *writerMeter) finish(res *Result) {
+	s := m.engine.Stats()
+	res.commands, res.batches = s.Commands-m.setup.Commands, s.Batches-m.setup.Batches
+	res.busy, res.Writers = s.Busy-m.setup.Busy, s.Writers
+	if m.syncs != nil {
+		m.syncs.mu.Lock()
+		h := m.syncs.h
+		m.syncs.mu.Unlock()
+		res.syncs = &h
+	}
+	res.setFigures()
+}
+
 func newEngineTarget(ctx context.Context, cfg *Config, s scenario, tmp string, ids []string) (_ *engineTarget, err error) {
-	t := &engineTarget{ids: ids, syncs: &syncTimes{}}
+	t := &engineTarget{ids: ids}
 	defer func() {
 		if err != nil {
 			t.Close()
@@ -81,35 +126,15 @@ func newEngineTarget(ctx context.Context, cfg *Config, s scenario, tmp string, i
 	if err != nil {
 		return nil, fmt.Errorf("creating workspaces: %w", err)
 	}
-	t.StartMeasuring()
-	if st, ok := t.store.(*sqlite.Store); ok {
-		st.OnJournalSync(t.syncs.record)
-	}
+	t.meter = newWriterMeter(t.engine, t.store)
 	return t, nil
 }
 
-// StartMeasuring starts the writer's counters and the journal's sync times
-// afresh: Finish reports what happened since.
-func (t *engineTarget) StartMeasuring() {
-	t.setup = t.engine.Stats()
-	t.syncs.mu.Lock()
-	t.syncs.h = Histogram{}
-	t.syncs.mu.Unlock()
-}
+func (t *engineTarget) StartMeasuring() { t.meter.start() }
 
-// Finish reports how many commands the writer committed together, on
-// average, during the load: group commit at work.
+// Finish reports the writer's figures during the load.
 func (t *engineTarget) Finish(ctx context.Context, res *Result) error {
-	s := t.engine.Stats()
-	res.commands, res.batches = s.Commands-t.setup.Commands, s.Batches-t.setup.Batches
-	res.busy, res.Writers = s.Busy-t.setup.Busy, s.Writers
-	if _, ok := t.store.(*sqlite.Store); ok {
-		t.syncs.mu.Lock()
-		h := t.syncs.h
-		t.syncs.mu.Unlock()
-		res.syncs = &h
-	}
-	res.setFigures()
+	t.meter.finish(res)
 	return nil
 }
 

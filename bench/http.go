@@ -49,6 +49,9 @@ type httpTarget struct {
 	streams *streams
 	base    string
 	admin   string
+	// meter reads the engine of a server started in this process (nil
+	// with --url).
+	meter *writerMeter
 }
 
 func newHTTPTarget(ctx context.Context, cfg *Config, s scenario, tmp string, ids []string) (_ *httpTarget, err error) {
@@ -66,7 +69,8 @@ func newHTTPTarget(ctx context.Context, cfg *Config, s scenario, tmp string, ids
 		if err := os.WriteFile(conf, []byte(CatalogYAML()), 0o600); err != nil {
 			return nil, err
 		}
-		if base, t.stop, err = cfg.StartServer(ctx, ServerParams{DB: t.dbPath, Config: conf, AdminKey: key}); err != nil {
+		if base, t.stop, err = cfg.StartServer(ctx, ServerParams{DB: t.dbPath, Config: conf, AdminKey: key,
+			Engine: func(e *ledger.Engine, st ledger.Store) { t.meter = newWriterMeter(e, st) }}); err != nil {
 			return nil, fmt.Errorf("starting credits serve: %w", err)
 		}
 	}
@@ -110,8 +114,20 @@ func newHTTPTarget(ctx context.Context, cfg *Config, s scenario, tmp string, ids
 	return t, nil
 }
 
-// Finish checks that every open stream received the final balance.
+// StartMeasuring starts the server's writer counters, when it has them.
+func (t *httpTarget) StartMeasuring() {
+	if t.meter != nil {
+		t.meter.start()
+	}
+}
+
+// Finish reports the server's writer during the load, when it runs in
+// this process, and checks that every open stream received the final
+// balance.
 func (t *httpTarget) Finish(ctx context.Context, res *Result) error {
+	if t.meter != nil {
+		t.meter.finish(res)
+	}
 	if t.streams == nil {
 		return nil
 	}

@@ -205,6 +205,7 @@ func (c *BenchCommand) startServe(ctx context.Context, p bench.ServerParams) (st
 	cmd.DrainTimeout = 10 * time.Second
 	ready := make(chan string, 1)
 	cmd.ReadyFunc = func(addr string) { ready <- addr }
+	cmd.EngineFunc = p.Engine
 	sctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	done := make(chan error, 1)
 	go func() { done <- cmd.Run(sctx) }()

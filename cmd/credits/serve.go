@@ -58,6 +58,10 @@ type ServeCommand struct {
 	// ReadyFunc, if set, is called with the bound address once the server
 	// listens (tests listen on port 0).
 	ReadyFunc func(addr string)
+	// EngineFunc, if set, is called with the engine and its store once
+	// they exist, before the server listens (credits bench reads the
+	// writer's counters of a server it runs in its own process).
+	EngineFunc func(*ledger.Engine, ledger.Store)
 }
 
 // ParseFlags reads flags, with the environment as their defaults.
@@ -145,6 +149,9 @@ func (c *ServeCommand) Run(ctx context.Context) error {
 		return err
 	}
 	defer engine.Close()
+	if c.EngineFunc != nil {
+		c.EngineFunc(engine, st)
+	}
 	authn, generated, err := auth.New(ctx, st, auth.Options{AdminKey: c.AdminKey,
 		PreviousAdminKey: c.PreviousAdminKey, PreviousAdminKeyUntil: c.PreviousAdminKeyUntil})
 	if err != nil {
