@@ -83,6 +83,13 @@ func TestBenchRunsEveryLocalScenarioAgainstCreditsServe(t *testing.T) {
 		if strings.HasPrefix(r.Scenario, "http/") && r.RequestsPerSec != 2*r.PairsPerSec {
 			t.Errorf("%s: %v requests/s for %v pairs/s", r.Scenario, r.RequestsPerSec, r.PairsPerSec)
 		}
+		// The credits serve the bench started runs in its process: its
+		// rows report its writer (ServeCommand.EngineFunc).
+		if strings.HasPrefix(r.Scenario, "http/") && r.Scenario != "http/noop" &&
+			(r.Writers != 1 || r.CommandsPerBatch < 1 || r.WriterBusy <= 0 || r.JournalSyncs == 0) {
+			t.Errorf("%s: writer figures missing: %d writers, %v commands a batch, busy %v, %d syncs",
+				r.Scenario, r.Writers, r.CommandsPerBatch, r.WriterBusy, r.JournalSyncs)
+		}
 	}
 }
 
@@ -99,6 +106,13 @@ func TestBenchAgainstARunningServer(t *testing.T) {
 		env{"CREDITS_ADMIN_KEY": testAdminKey, "CREDITS_RATE_LIMIT": "0"})
 	out, rep := runBench(t, env{"CREDITS_ADMIN_KEY": testAdminKey}, "--url", s.url, "--scenarios", "http", "--streams", "5")
 	checkRows(t, out, rep, []string{"http/many", "http/hot", "http/hot+streams", "http/noop"})
+	// A server in another process: the bench cannot read its writer.
+	for _, r := range rep.Results {
+		if r.Writers != 0 || r.CommandsPerBatch != 0 || r.JournalSyncs != 0 {
+			t.Errorf("%s: writer figures of a server it cannot see: %d writers, %v commands a batch, %d syncs",
+				r.Scenario, r.Writers, r.CommandsPerBatch, r.JournalSyncs)
+		}
+	}
 }
 
 func writeBenchCatalog(t *testing.T) string {
