@@ -75,7 +75,7 @@ func startTestServer(ctx context.Context, p ServerParams) (string, func() error,
 // tinyConfig is a run short enough for a test.
 func tinyConfig(t *testing.T) Config {
 	return Config{
-		Duration:    200 * time.Millisecond,
+		Duration:    500 * time.Millisecond,
 		Warmup:      100 * time.Millisecond,
 		Workers:     4,
 		Workspaces:  10,
@@ -122,9 +122,11 @@ func checkReport(t *testing.T, rep *Report, want []string) {
 		if engine != (r.CommandsPerBatch >= 1) {
 			t.Errorf("%s: %v commands per batch", r.Scenario, r.CommandsPerBatch)
 		}
-		// A batch under way when measuring starts counts whole: the
-		// busy share may pass 1 by that one batch, no more.
-		if engine != (r.Writers >= 1) || engine && !(r.WriterBusy > 0 && r.WriterBusy <= 1.1) || !engine && r.WriterBusy != 0 {
+		// A batch under way when measuring starts or ends counts only its
+		// part inside the row (ledger.Stats): the share passes 1 by no
+		// more than the microseconds between the row's clock and the
+		// writer's readings.
+		if engine != (r.Writers >= 1) || engine && !(r.WriterBusy > 0 && r.WriterBusy <= 1.01) || !engine && r.WriterBusy != 0 {
 			t.Errorf("%s: %d writers busy %v of the time", r.Scenario, r.Writers, r.WriterBusy)
 		}
 		// The journal's syncs happen inside the writer's batches.

@@ -105,7 +105,7 @@ func newHTTPTarget(ctx context.Context, cfg *Config, s scenario, tmp string, ids
 		return nil, fmt.Errorf("creating a service API key: %w", err)
 	}
 	if s.streams > 0 {
-		if t.streams, err = openStreams(ctx, base, k.Secret, ids[0], s.streams); err != nil {
+		if t.streams, err = openStreams(ctx, base, k.Secret, ids[0], s.streams, t.tr.TLSClientConfig); err != nil {
 			return nil, fmt.Errorf("opening %d balance streams: %w", s.streams, err)
 		}
 	}

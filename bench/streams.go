@@ -4,6 +4,8 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/tls"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -19,9 +21,17 @@ const DefaultStreams = 2000
 
 // streams holds open balance streams on one workspace and remembers the
 // last `used` each of them saw.
+//
+// The streams stand in for browsers on other machines, so each is one
+// goroutine reading its own connection (http.ReadResponse over a dialed
+// net.Conn), not an http.Transport's three (its read and write loops and
+// the caller): in this process their goroutines' stacks are scanned by
+// every garbage collection the server and the charging clients pay for.
 type streams struct {
-	tr     *http.Transport
-	cancel context.CancelFunc
+	tls    *tls.Config // for an https server: the charging clients' (nil: the system's roots)
+	mu     sync.Mutex
+	conns  []net.Conn
+	closed bool
 	wg     sync.WaitGroup
 	last   []atomic.Int64
 	opened atomic.Int64
@@ -29,53 +39,32 @@ type streams struct {
 }
 
 // openStreams opens n streams on a workspace of the server at base with the
-// secret, and returns once every one has had its first event.
-func openStreams(ctx context.Context, base, secret, workspaceID string, n int) (*streams, error) {
-	sctx, cancel := context.WithCancel(context.Background())
-	s := &streams{
-		tr: &http.Transport{
-			DialContext:         (&net.Dialer{Timeout: 10 * time.Second}).DialContext,
-			MaxIdleConnsPerHost: n,
-			MaxConnsPerHost:     0,
-		},
-		cancel: cancel,
-		last:   make([]atomic.Int64, n),
+// secret, and returns once every one has had its first event. tlsConf is
+// used for an https base (nil: the system's roots).
+func openStreams(ctx context.Context, base, secret, workspaceID string, n int, tlsConf *tls.Config) (*streams, error) {
+	u, err := url.Parse(base + "/v1/workspaces/" + url.PathEscape(workspaceID) + "/balance/stream?access_token=" + url.QueryEscape(secret))
+	if err != nil {
+		return nil, err
 	}
-	hc := &http.Client{Transport: s.tr}
-	u := base + "/v1/workspaces/" + url.PathEscape(workspaceID) + "/balance/stream?access_token=" + url.QueryEscape(secret)
+	s := &streams{tls: tlsConf, last: make([]atomic.Int64, n)}
 	first := make(chan error, n)
 	for i := range n {
 		s.last[i].Store(-1)
 		s.wg.Go(func() {
-			req, _ := http.NewRequestWithContext(sctx, "GET", u, nil)
-			res, err := hc.Do(req)
-			if err != nil {
-				first <- err
-				return
-			}
-			defer res.Body.Close()
-			if res.StatusCode != http.StatusOK {
-				first <- fmt.Errorf("stream %d: status %d", i, res.StatusCode)
-				return
-			}
-			sc := bufio.NewScanner(res.Body)
 			sent := false
-			for sc.Scan() {
-				line, ok := bytes.CutPrefix(sc.Bytes(), []byte("data: "))
-				if !ok {
-					continue
+			err := s.read(ctx, u, func(used int64) {
+				s.last[i].Store(used)
+				if !sent {
+					sent = true
+					s.opened.Add(1)
+					first <- nil
 				}
-				if used, ok := balanceUsed(line); ok {
-					s.last[i].Store(used)
-					if !sent {
-						sent = true
-						s.opened.Add(1)
-						first <- nil
-					}
-				}
-			}
+			})
 			if !sent {
-				first <- fmt.Errorf("stream %d ended before its first event", i)
+				if err == nil {
+					err = errors.New("it ended before its first event")
+				}
+				first <- fmt.Errorf("stream %d: %w", i, err)
 			}
 		})
 	}
@@ -93,6 +82,76 @@ func openStreams(ctx context.Context, base, secret, workspaceID string, n int) (
 		}
 	}
 	return s, nil
+}
+
+// read opens one stream and calls seen with the used of each balance event
+// until the stream ends or is closed.
+func (s *streams) read(ctx context.Context, u *url.URL, seen func(used int64)) error {
+	host := u.Host
+	if u.Port() == "" {
+		port := "80"
+		if u.Scheme == "https" {
+			port = "443"
+		}
+		host = net.JoinHostPort(u.Hostname(), port)
+	}
+	conn, err := (&net.Dialer{Timeout: 10 * time.Second}).DialContext(ctx, "tcp", host)
+	if err != nil {
+		return err
+	}
+	if u.Scheme == "https" {
+		cfg := &tls.Config{}
+		if s.tls != nil {
+			cfg = s.tls.Clone()
+		}
+		if cfg.ServerName == "" {
+			cfg.ServerName = u.Hostname()
+		}
+		conn = tls.Client(conn, cfg)
+	}
+	if !s.track(conn) {
+		return errors.New("closed")
+	}
+	defer conn.Close()
+	req, err := http.NewRequest("GET", u.String(), nil)
+	if err != nil {
+		return err
+	}
+	if err := req.Write(conn); err != nil {
+		return err
+	}
+	res, err := http.ReadResponse(bufio.NewReader(conn), req)
+	if err != nil {
+		return err
+	}
+	defer res.Body.Close()
+	if res.StatusCode != http.StatusOK {
+		return fmt.Errorf("status %d", res.StatusCode)
+	}
+	sc := bufio.NewScanner(res.Body)
+	for sc.Scan() {
+		line, ok := bytes.CutPrefix(sc.Bytes(), []byte("data: "))
+		if !ok {
+			continue
+		}
+		if used, ok := balanceUsed(line); ok {
+			seen(used)
+		}
+	}
+	return sc.Err()
+}
+
+// track remembers a stream's connection for close, or reports false when
+// the streams are already closed.
+func (s *streams) track(c net.Conn) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		c.Close()
+		return false
+	}
+	s.conns = append(s.conns, c)
+	return true
 }
 
 // balanceUsed reads the "used" field of a balance event's JSON. The
@@ -135,7 +194,11 @@ func (s *streams) waitFinal(want int64, timeout time.Duration) int {
 }
 
 func (s *streams) close() {
-	s.cancel()
+	s.mu.Lock()
+	s.closed = true
+	for _, c := range s.conns {
+		c.Close()
+	}
+	s.mu.Unlock()
 	s.wg.Wait()
-	s.tr.CloseIdleConnections()
 }

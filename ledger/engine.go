@@ -72,7 +72,7 @@ type Engine struct {
 	once    sync.Once
 
 	batches, commands atomic.Int64
-	busy              atomic.Int64 // nanoseconds the writers spent in batches
+	busy              []busyClock // one per writer
 	writers           int
 	// cache is what this process committed, when it is the store's only
 	// writer; nil otherwise.
@@ -145,12 +145,13 @@ func New(store Store, cat credits.Catalog, opts Options) (*Engine, error) {
 		writers = 1 // one writer owns a single-writer store
 	}
 	e.writers = writers
+	e.busy = make([]busyClock, writers)
 	var wg sync.WaitGroup
-	for range writers {
+	for i := range writers {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			e.run()
+			e.run(&e.busy[i])
 		}()
 	}
 	go func() {
@@ -561,14 +562,53 @@ type Stats struct {
 	Batches  int64 // transactions committed (or failed)
 	Commands int64 // commands applied
 	// Busy is the wall time the writers spent on batches (loading,
-	// applying, committing: up to their answers), summed over Writers.
-	// Over an interval, Busy/(Writers*interval) near 1 means the writers
-	// are the limit: callers wait for them, not the other way around.
+	// applying, committing: up to their answers), summed over Writers,
+	// the batches under way counted up to the moment of reading: so the
+	// Busy of two readings differs by the time spent between them, never
+	// more. Over an interval, Busy/(Writers*interval) near 1 means the
+	// writers are the limit: callers wait for them, not the other way
+	// around.
 	Busy    time.Duration
 	Writers int
 }
 
 // Stats returns the writers' counters: Commands/Batches is the mean batch.
 func (e *Engine) Stats() Stats {
-	return Stats{Batches: e.batches.Load(), Commands: e.commands.Load(), Busy: time.Duration(e.busy.Load()), Writers: e.writers}
+	st := Stats{Batches: e.batches.Load(), Commands: e.commands.Load(), Writers: e.writers}
+	for i := range e.busy {
+		st.Busy += e.busy[i].read()
+	}
+	return st
+}
+
+// busyClock is one writer's time in batches. A mutex, not an atomic sum:
+// a reading must see a batch either under way or done, never both, or
+// half of it (a batch can take longer than a short interval measured).
+// It is taken twice a batch, by its one writer and a rare reader.
+type busyClock struct {
+	mu    sync.Mutex
+	done  time.Duration // the batches finished
+	since time.Time     // the start of the batch under way; zero between
+}
+
+func (c *busyClock) begin() {
+	c.mu.Lock()
+	c.since = time.Now()
+	c.mu.Unlock()
+}
+
+func (c *busyClock) end() {
+	c.mu.Lock()
+	c.done += time.Since(c.since)
+	c.since = time.Time{}
+	c.mu.Unlock()
+}
+
+func (c *busyClock) read() time.Duration {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.since.IsZero() {
+		return c.done
+	}
+	return c.done + time.Since(c.since)
 }

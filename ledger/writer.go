@@ -9,7 +9,6 @@ import (
 	"slices"
 	"sort"
 	"sync"
-	"time"
 
 	"github.com/credits-dev/credits"
 )
@@ -24,7 +23,7 @@ type request struct {
 	done chan result
 }
 
-func (e *Engine) run() {
+func (e *Engine) run(busy *busyClock) {
 	batch := make([]request, 0, e.opts.MaxBatch)
 	// Each writer goroutine refills its own state (see state.clearFor).
 	s := newState(e.now(), &e.cat, newID)
@@ -51,7 +50,7 @@ func (e *Engine) run() {
 				break fill
 			}
 		}
-		e.commit(s, batch)
+		e.commit(s, batch, busy)
 	}
 }
 
@@ -59,14 +58,14 @@ func (e *Engine) run() {
 // nothing of it was committed. The cause is logged, not shown to clients.
 var errUnavailable = &credits.Error{Code: credits.CodeUnavailable, Message: "the store is unavailable; nothing was charged"}
 
-func (e *Engine) commit(s *state, batch []request) {
-	start := time.Now()
+func (e *Engine) commit(s *state, batch []request, busy *busyClock) {
+	busy.begin()
 	e.batches.Add(1)
 	e.commands.Add(int64(len(batch)))
 	results, changed, err := e.safeRunBatch(s, batch)
 	// Counted before any answer: a caller holding its answer finds its
 	// batch in Stats.
-	e.busy.Add(int64(time.Since(start)))
+	busy.end()
 	if err != nil {
 		e.log.Error("batch failed; nothing of it was committed", "commands", len(batch), "err", err)
 		for _, r := range batch {
