@@ -357,6 +357,12 @@ type Result struct {
 	// round, and the fewest that got it).
 	Streams      int `json:"streams,omitempty"`
 	StreamsFinal int `json:"streams_final,omitempty"`
+	// StreamEventsPerSec is the balance events the streams received
+	// together, a second of the row.
+	StreamEventsPerSec float64 `json:"stream_events_per_sec,omitempty"`
+	// Steal is the share of the machine's CPU time the hypervisor gave
+	// to other guests during the row (Linux; 0 elsewhere or when none).
+	Steal float64 `json:"cpu_steal,omitempty"`
 
 	hist *Histogram
 	// The sums the figures above are made of, to add rounds up.
@@ -365,6 +371,8 @@ type Result struct {
 	busy              time.Duration // summed over the writers
 	syncs             *Histogram
 	requests          int // HTTP requests a pair
+	streamEvents      int64
+	ticks             cpuTicks
 }
 
 // Histogram is the row's pair latencies.
@@ -522,6 +530,9 @@ func addRound(a, b Result) Result {
 	sum.commands += b.commands
 	sum.batches += b.batches
 	sum.busy += b.busy
+	sum.streamEvents += b.streamEvents
+	sum.ticks.total += b.ticks.total
+	sum.ticks.steal += b.ticks.steal
 	sum.Writers = max(a.Writers, b.Writers)
 	sum.Verified = a.Verified && b.Verified
 	// Streams are opened afresh each round: the most opened, and the
@@ -549,10 +560,14 @@ func addRound(a, b Result) Result {
 // setFigures computes the row's figures from its sums.
 func (r *Result) setFigures() {
 	r.PairsPerSec, r.RequestsPerSec, r.CPUusPerPair, r.CommandsPerBatch = 0, 0, 0, 0
-	r.WriterBusy, r.JournalSyncShare = 0, 0
+	r.WriterBusy, r.JournalSyncShare, r.StreamEventsPerSec, r.Steal = 0, 0, 0, 0
 	if r.Seconds > 0 {
 		r.PairsPerSec = float64(r.Pairs) / r.Seconds
 		r.RequestsPerSec = r.PairsPerSec * float64(r.requests)
+		r.StreamEventsPerSec = float64(r.streamEvents) / r.Seconds
+	}
+	if r.ticks.total > 0 {
+		r.Steal = float64(r.ticks.steal) / float64(r.ticks.total)
 	}
 	if r.Pairs > 0 && r.cpu > 0 {
 		r.CPUusPerPair = float64(r.cpu) / float64(time.Microsecond) / float64(r.Pairs)
@@ -691,6 +706,7 @@ func drive(ctx context.Context, cfg *Config, s scenario, t target, ids []string,
 	end := time.Now().Add(cfg.Warmup + cfg.Duration)
 	var start time.Time
 	var cpu0 time.Duration
+	var ticks0 cpuTicks
 	measuring := make(chan struct{})
 	go func() {
 		if cfg.Warmup > 0 {
@@ -705,7 +721,7 @@ func drive(ctx context.Context, cfg *Config, s scenario, t target, ids []string,
 		if m, ok := t.(measurer); ok {
 			m.StartMeasuring()
 		}
-		start, cpu0 = time.Now(), processCPU()
+		start, cpu0, ticks0 = time.Now(), processCPU(), machineTicks()
 		close(measuring)
 	}()
 	started := func() bool {
@@ -754,6 +770,7 @@ func drive(ctx context.Context, cfg *Config, s scenario, t target, ids []string,
 	wg.Wait()
 	elapsed := time.Since(start)
 	cpu := processCPU() - cpu0
+	ticks := machineTicks().since(ticks0)
 	stopProgress()
 	if err := ctx.Err(); err != nil {
 		return res, err
@@ -770,6 +787,7 @@ func drive(ctx context.Context, cfg *Config, s scenario, t target, ids []string,
 	}
 	res.Seconds = elapsed.Seconds()
 	res.cpu = cpu
+	res.ticks = ticks
 	res.requests = s.requests
 	res.setFigures()
 	return res, nil

@@ -112,6 +112,9 @@ func checkReport(t *testing.T, rep *Report, want []string) {
 		if r.Reference != "" && r.Ratio <= 0 {
 			t.Errorf("%s: no ratio to %s", r.Scenario, r.Reference)
 		}
+		if !(r.Steal >= 0 && r.Steal < 1) {
+			t.Errorf("%s: steal %v", r.Scenario, r.Steal)
+		}
 		if strings.HasPrefix(r.Scenario, "http/") != (r.RequestsPerSec > 0) {
 			t.Errorf("%s: requests/s %v", r.Scenario, r.RequestsPerSec)
 		}
@@ -199,7 +202,7 @@ func TestRunSQLiteAndHTTPScenarios(t *testing.T) {
 	}
 	want := []string{"engine/sqlite/many", "engine/sqlite/hot", "naive/sqlite/many", "naive/sqlite/hot", "http/many", "http/hot", "http/hot+streams", "http/noop"}
 	checkReport(t, rep, want)
-	if r := rep.Result("http/hot+streams"); r.Streams != cfg.Streams || r.StreamsFinal != cfg.Streams || r.Reference != "http/hot" {
+	if r := rep.Result("http/hot+streams"); r.Streams != cfg.Streams || r.StreamsFinal != cfg.Streams || r.Reference != "http/hot" || r.StreamEventsPerSec <= 0 {
 		t.Errorf("streams row %+v", r)
 	}
 	for _, name := range want {

@@ -43,14 +43,24 @@ type writerMeter struct {
 }
 
 type syncTimes struct {
-	mu sync.Mutex
-	h  Histogram
+	mu   sync.Mutex
+	from time.Time // when measuring began
+	h    Histogram
 }
 
+// record takes one write+sync as it ends. One under way when measuring
+// began counts only its part since, as the writer's busy time does: the
+// syncs' share of the row can then not pass the writer's.
 func (s *syncTimes) record(d time.Duration) {
+	end := time.Now()
 	s.mu.Lock()
-	s.h.Record(d)
-	s.mu.Unlock()
+	defer s.mu.Unlock()
+	if since := end.Sub(s.from); d > since {
+		d = since
+	}
+	if d > 0 {
+		s.h.Record(d)
+	}
 }
 
 func newWriterMeter(e *ledger.Engine, st ledger.Store) *writerMeter {
@@ -69,7 +79,7 @@ func (m *writerMeter) start() {
 	m.setup = m.engine.Stats()
 	if m.syncs != nil {
 		m.syncs.mu.Lock()
-		m.syncs.h = Histogram{}
+		m.syncs.from, m.syncs.h = time.Now(), Histogram{}
 		m.syncs.mu.Unlock()
 	}
 }

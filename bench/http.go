@@ -47,6 +47,7 @@ type httpTarget struct {
 	op     string
 	// streams is open on the workspace in the +streams row.
 	streams *streams
+	events0 int64 // the streams' events when measuring began
 	base    string
 	admin   string
 	// meter reads the engine of a server started in this process (nil
@@ -119,14 +120,24 @@ func (t *httpTarget) StartMeasuring() {
 	if t.meter != nil {
 		t.meter.start()
 	}
+	if t.streams != nil {
+		t.events0 = t.streams.events.Load()
+	}
 }
 
 // Finish reports the server's writer during the load, when it runs in
 // this process, and checks that every open stream received the final
 // balance.
 func (t *httpTarget) Finish(ctx context.Context, res *Result) error {
+	if t.streams != nil {
+		// Counted as the load ends, before the final balance's fold, as
+		// the row's seconds are.
+		res.streamEvents = t.streams.events.Load() - t.events0
+	}
 	if t.meter != nil {
 		t.meter.finish(res)
+	} else {
+		res.setFigures()
 	}
 	if t.streams == nil {
 		return nil

@@ -132,6 +132,9 @@ func (r *Report) WriteTable(w io.Writer) error {
 			} else if res.Writers > 1 {
 				fmt.Fprintf(w, "; %d writers busy %.0f%% of the time", res.Writers, 100*res.WriterBusy)
 			}
+			if res.Steal > 0 {
+				fmt.Fprintf(w, "; %.1f%% of the machine's CPU stolen by its hypervisor", 100*res.Steal)
+			}
 			fmt.Fprintln(w)
 		}
 		if res.JournalSyncs > 0 {
@@ -143,7 +146,8 @@ func (r *Report) WriteTable(w io.Writer) error {
 			if r.Rounds > 1 {
 				every = " in every round"
 			}
-			fmt.Fprintf(w, "%s: %d balance streams open on the workspace; %d received the final balance%s\n", res.Scenario, res.Streams, res.StreamsFinal, every)
+			fmt.Fprintf(w, "%s: %d balance streams open on the workspace, %.0f events a second to them together; %d received the final balance%s\n",
+				res.Scenario, res.Streams, res.StreamEventsPerSec, res.StreamsFinal, every)
 		}
 	}
 	rss := "unknown"

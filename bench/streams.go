@@ -36,6 +36,7 @@ type streams struct {
 	last   []atomic.Int64
 	opened atomic.Int64
 	failed atomic.Int64
+	events atomic.Int64 // balance events received, all streams
 }
 
 // openStreams opens n streams on a workspace of the server at base with the
@@ -135,6 +136,7 @@ func (s *streams) read(ctx context.Context, u *url.URL, seen func(used int64)) e
 			continue
 		}
 		if used, ok := balanceUsed(line); ok {
+			s.events.Add(1)
 			seen(used)
 		}
 	}

@@ -32,6 +32,14 @@ type Config struct {
 	// StreamInterval is the least time between two events of one balance
 	// stream (default 500 ms; negative: no wait). The first event after a quiet spell goes out at once; only bursts wait.
 	StreamInterval time.Duration
+	// StreamEvents bounds the events per second a workspace's open streams
+	// get together on this instance (default DefaultStreamEvents; negative:
+	// no bound): with more streams than StreamEvents × StreamInterval,
+	// each waits longer between events (2,000 streams: 1 s by default).
+	// Each event is a write to its own connection, so thousands of
+	// streams on one busy workspace would otherwise cost CPU in
+	// proportion to their number.
+	StreamEvents int
 	// RateLimit limits requests per credential (zero: no limits); see
 	// ratelimit.go.
 	RateLimit RateLimit
@@ -53,7 +61,9 @@ type Server struct {
 	keepAlive time.Duration
 	// streamInterval: see Config.StreamInterval.
 	streamInterval time.Duration
-	draining       atomic.Bool
+	// streamEvents: see Config.StreamEvents (0: no bound).
+	streamEvents int
+	draining     atomic.Bool
 	// streams ends every balance stream when the server drains.
 	streams    context.Context
 	endStreams context.CancelFunc
@@ -92,6 +102,12 @@ func New(cfg Config) *Server {
 		s.streamInterval = 500 * time.Millisecond
 	case s.streamInterval < 0:
 		s.streamInterval = 0
+	}
+	switch s.streamEvents = cfg.StreamEvents; {
+	case s.streamEvents == 0:
+		s.streamEvents = DefaultStreamEvents
+	case s.streamEvents < 0:
+		s.streamEvents = 0
 	}
 	s.streams, s.endStreams = context.WithCancel(context.Background())
 	s.events = newEventCache()
