@@ -12,7 +12,7 @@ import (
 // The abuse-limit flags and their environment variables, defaults included.
 func TestServeLimitFlags(t *testing.T) {
 	t.Parallel()
-	def := Limits{Rate: 1000, Burst: 2000, MaxStreams: 5000, ReadHeaderTimeout: 10 * time.Second,
+	def := Limits{Rate: 1000, Burst: 2000, MaxStreams: 5000, StreamEvents: 2000, ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout: 30 * time.Second, WriteTimeout: 30 * time.Second, IdleTimeout: 120 * time.Second}
 	with := func(f func(*Limits)) Limits { l := def; f(&l); return l }
 	tests := []struct {
@@ -32,6 +32,8 @@ func TestServeLimitFlags(t *testing.T) {
 		{name: "flag over env", args: []string{"--rate-limit", "5/s", "--rate-burst", "7"}, env: env{"CREDITS_RATE_LIMIT": "100/s"}, want: with(func(l *Limits) { l.Rate, l.Burst = 5, 7 })},
 		{name: "no stream cap", env: env{"CREDITS_MAX_STREAMS": "0"}, want: with(func(l *Limits) { l.MaxStreams = -1 })},
 		{name: "stream cap", args: []string{"--max-streams", "2000"}, want: with(func(l *Limits) { l.MaxStreams = 2000 })},
+		{name: "no stream event bound", env: env{"CREDITS_STREAM_EVENTS": "0"}, want: with(func(l *Limits) { l.StreamEvents = -1 })},
+		{name: "stream events", args: []string{"--stream-events", "500"}, want: with(func(l *Limits) { l.StreamEvents = 500 })},
 		{name: "timeouts", env: env{"CREDITS_READ_HEADER_TIMEOUT": "2s", "CREDITS_READ_TIMEOUT": "1m", "CREDITS_WRITE_TIMEOUT": "5s", "CREDITS_IDLE_TIMEOUT": "1h"},
 			want: with(func(l *Limits) {
 				l.ReadHeaderTimeout, l.ReadTimeout, l.WriteTimeout, l.IdleTimeout = 2*time.Second, time.Minute, 5*time.Second, time.Hour
@@ -45,6 +47,7 @@ func TestServeLimitFlags(t *testing.T) {
 		{name: "NaN", args: []string{"--rate-limit", "NaN/s"}, err: "--rate-limit"},
 		{name: "bad burst", env: env{"CREDITS_RATE_BURST": "0"}, err: "CREDITS_RATE_BURST"},
 		{name: "bad streams", env: env{"CREDITS_MAX_STREAMS": "-1"}, err: "CREDITS_MAX_STREAMS"},
+		{name: "bad stream events", args: []string{"--stream-events", "lots"}, err: "--stream-events"},
 		{name: "zero timeout", env: env{"CREDITS_IDLE_TIMEOUT": "0"}, err: "CREDITS_IDLE_TIMEOUT"},
 		{name: "bad timeout", args: []string{"--read-header-timeout", "soon"}, err: "--read-header-timeout"},
 	}

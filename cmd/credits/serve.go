@@ -174,7 +174,7 @@ func (c *ServeCommand) Run(ctx context.Context) error {
 	gateway := ai.NewGateway(ai.GatewayConfig{Engine: engine, Provider: provider, Store: st, Timeout: c.AI.Timeout, Logger: log})
 	log.Info("AI provider", "provider", provider.Name(), "timeout", c.AI.Timeout)
 	api := httpapi.New(httpapi.Config{Engine: engine, Auth: authn, AI: gateway, Logger: log,
-		RateLimit: c.Limits.rateLimit(), MaxStreamsPerWorkspace: c.Limits.MaxStreams, WriteTimeout: c.Limits.WriteTimeout})
+		RateLimit: c.Limits.rateLimit(), MaxStreamsPerWorkspace: c.Limits.MaxStreams, StreamEvents: c.Limits.StreamEvents, WriteTimeout: c.Limits.WriteTimeout})
 	log.Info("abuse limits", c.Limits.logAttrs()...)
 	if c.Demo {
 		ids, err := seedDemo(ctx, engine)
@@ -255,6 +255,9 @@ type Limits struct {
 	// MaxStreams caps the open balance streams of one workspace (per
 	// instance); negative: no cap.
 	MaxStreams int
+	// StreamEvents bounds the events per second one workspace's streams
+	// get together (per instance); negative: no bound.
+	StreamEvents int
 	// ReadHeaderTimeout bounds reading a request's headers (and how long a
 	// new connection may stay silent), ReadTimeout the whole request,
 	// WriteTimeout each write of an answer (a client that stops reading is
@@ -267,6 +270,7 @@ type Limits struct {
 const (
 	defaultRateLimit         = "1000/s"
 	defaultMaxStreams        = httpapi.DefaultMaxStreamsPerWorkspace
+	defaultStreamEvents      = httpapi.DefaultStreamEvents
 	defaultReadHeaderTimeout = 10 * time.Second
 	defaultReadTimeout       = 30 * time.Second
 	defaultWriteTimeout      = 30 * time.Second
@@ -276,7 +280,7 @@ const (
 // limitFlags are the abuse-limit flags as given, parsed after fs.Parse so
 // that an environment value and a flag are checked alike.
 type limitFlags struct {
-	rate, burst, streams          string
+	rate, burst, streams, events  string
 	readHeader, read, write, idle string
 }
 
@@ -286,6 +290,7 @@ func (l *Limits) flags(fs *flag.FlagSet, getenv func(string) string) *limitFlags
 	fs.StringVar(&f.rate, "rate-limit", envOr(getenv, "CREDITS_RATE_LIMIT", defaultRateLimit), "requests per credential: N/s, N/m or N/h; 0 turns limits off (CREDITS_RATE_LIMIT)")
 	fs.StringVar(&f.burst, "rate-burst", getenv("CREDITS_RATE_BURST"), "requests a credential may make at once (CREDITS_RATE_BURST; default twice the per-second rate)")
 	fs.StringVar(&f.streams, "max-streams", envOr(getenv, "CREDITS_MAX_STREAMS", strconv.Itoa(defaultMaxStreams)), "open balance streams per workspace; 0: no cap (CREDITS_MAX_STREAMS)")
+	fs.StringVar(&f.events, "stream-events", envOr(getenv, "CREDITS_STREAM_EVENTS", strconv.Itoa(defaultStreamEvents)), "balance events per second one workspace's streams share; 0: no bound (CREDITS_STREAM_EVENTS)")
 	fs.StringVar(&f.readHeader, "read-header-timeout", envOr(getenv, "CREDITS_READ_HEADER_TIMEOUT", defaultReadHeaderTimeout.String()), "time to read a request's headers (CREDITS_READ_HEADER_TIMEOUT)")
 	fs.StringVar(&f.read, "read-timeout", envOr(getenv, "CREDITS_READ_TIMEOUT", defaultReadTimeout.String()), "time to read a whole request (CREDITS_READ_TIMEOUT)")
 	fs.StringVar(&f.write, "write-timeout", envOr(getenv, "CREDITS_WRITE_TIMEOUT", defaultWriteTimeout.String()), "time for each write of an answer (CREDITS_WRITE_TIMEOUT)")
@@ -315,6 +320,14 @@ func (l *Limits) parse(f *limitFlags) error {
 	l.MaxStreams = n
 	if n == 0 {
 		l.MaxStreams = -1
+	}
+	n, err = strconv.Atoi(f.events)
+	if err != nil || n < 0 {
+		return usageError{fmt.Sprintf("--stream-events (CREDITS_STREAM_EVENTS) %q: give a whole number, 0 for no bound", f.events)}
+	}
+	l.StreamEvents = n
+	if n == 0 {
+		l.StreamEvents = -1
 	}
 	for _, d := range []struct {
 		name, env, value string
@@ -377,6 +390,9 @@ func (l Limits) withDefaults() Limits {
 	if l.MaxStreams == 0 {
 		l.MaxStreams = defaultMaxStreams
 	}
+	if l.StreamEvents == 0 {
+		l.StreamEvents = defaultStreamEvents
+	}
 	return l
 }
 
@@ -393,7 +409,11 @@ func (l Limits) logAttrs() []any {
 	if l.MaxStreams > 0 {
 		streams = strconv.Itoa(l.MaxStreams)
 	}
-	return []any{"rate_limit", rate, "burst", l.Burst, "max_streams_per_workspace", streams,
+	events := "no bound"
+	if l.StreamEvents > 0 {
+		events = strconv.Itoa(l.StreamEvents) + "/s"
+	}
+	return []any{"rate_limit", rate, "burst", l.Burst, "max_streams_per_workspace", streams, "stream_events_per_workspace", events,
 		"read_header_timeout", l.ReadHeaderTimeout, "read_timeout", l.ReadTimeout,
 		"write_timeout", l.WriteTimeout, "idle_timeout", l.IdleTimeout}
 }
