@@ -732,6 +732,11 @@ func drive(ctx context.Context, cfg *Config, s scenario, t target, ids []string,
 			return false
 		}
 	}
+	// A row runs its duration, and past it until one pair has counted: a
+	// disk that stalls longer than a short row (seen here: syncs of 0.6 s)
+	// would leave it with no figures at all. Its seconds are the time it
+	// really ran; an error ends it (the row fails), and so does Cap.
+	more := func() bool { return time.Now().Before(end) || pairs.Load() == 0 && errs.Load() == 0 }
 	var wg sync.WaitGroup
 	for w := range cfg.Workers {
 		h := new(Histogram)
@@ -739,7 +744,7 @@ func drive(ctx context.Context, cfg *Config, s scenario, t target, ids []string,
 		wg.Go(func() {
 			rng := mrand.New(mrand.NewPCG(uint64(w), uint64(end.UnixNano())))
 			prefix := run + "-" + strconv.Itoa(w) + "-"
-			for seq := 0; ctx.Err() == nil && time.Now().Before(end); seq++ {
+			for seq := 0; ctx.Err() == nil && more(); seq++ {
 				counted := started()
 				ws := ids[0]
 				if len(ids) > 1 {

@@ -494,6 +494,40 @@ func TestDriveCountsOnlyAfterTheWarmup(t *testing.T) {
 	}
 }
 
+// stallTarget's pairs that start before until wait for it (a disk that
+// stalls); later pairs are quick.
+type stallTarget struct{ until time.Time }
+
+func (s *stallTarget) Pair(ctx context.Context, _, _ string) error {
+	if time.Now().Before(s.until) {
+		time.Sleep(time.Until(s.until))
+	}
+	return nil
+}
+func (s *stallTarget) Verify(context.Context) error { return nil }
+func (s *stallTarget) Close() error                 { return nil }
+
+// A row whose every pair is stalled past its end runs on until one pair
+// counts, and its clock says how long it really ran: no row ends with no
+// figures.
+func TestDriveRunsUntilAPairCounts(t *testing.T) {
+	t.Parallel()
+	cfg := Config{Duration: 100 * time.Millisecond, Warmup: 50 * time.Millisecond, Workers: 2}
+	cfg.defaults()
+	began := time.Now()
+	st := &stallTarget{until: began.Add(400 * time.Millisecond)}
+	res, err := drive(context.Background(), &cfg, scenario{name: "stall"}, st, []string{"ws"}, "run", newProgress(io.Discard, false, "stall", cfg.Duration))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Pairs < 1 || res.Histogram().Count() != uint64(res.Pairs) {
+		t.Fatalf("%d pairs (%d latencies) after a stall past the row's end", res.Pairs, res.Histogram().Count())
+	}
+	if res.Seconds < 0.3 {
+		t.Errorf("the row's clock says %.3fs; it ran past the 400 ms stall", res.Seconds)
+	}
+}
+
 // Rounds add up per row: pairs, time, CPU and latencies over all of them,
 // the ratio of the sums, and the spread of each round's own ratio.
 func TestRoundsAddUp(t *testing.T) {
