@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -177,6 +178,61 @@ func TestServeStreamCap(t *testing.T) {
 	body, _ := io.ReadAll(res.Body)
 	if res.StatusCode != 429 || !strings.Contains(string(body), `"code":"rate_limited"`) || res.Header.Get("Retry-After") == "" {
 		t.Fatalf("third stream: %d %s", res.StatusCode, body)
+	}
+}
+
+// --stream-events reaches the server: with two streams sharing two events
+// a second, each waits a second between events (500 ms by default).
+func TestServeStreamEvents(t *testing.T) {
+	t.Parallel()
+	db := filepath.Join(t.TempDir(), "credits.db")
+	s := startServe(t, []string{"--addr", "127.0.0.1:0", "--db", db, "--stream-events", "2", "--rate-limit", "0"}, env{"CREDITS_ADMIN_KEY": testAdminKey})
+	if !strings.Contains(s.log.String(), "stream_events_per_workspace=2/s") {
+		t.Errorf("the log does not name the bound:\n%s", s.log)
+	}
+	callJSON(t, 201, "POST", s.url+"/v1/workspaces", testAdminKey, `{"id":"w","name":"W","plan":"pro"}`, nil)
+	var bodies []io.Reader
+	for range 2 {
+		ctx, cancel := context.WithCancel(context.Background())
+		t.Cleanup(cancel)
+		req, _ := http.NewRequestWithContext(ctx, "GET", s.url+"/v1/workspaces/w/balance/stream", nil)
+		req.Header.Set("Authorization", "Bearer "+testAdminKey)
+		res, err := http.DefaultClient.Do(req)
+		if err != nil || res.StatusCode != 200 {
+			t.Fatalf("stream: %v %v", res, err)
+		}
+		t.Cleanup(func() { res.Body.Close() })
+		bodies = append(bodies, res.Body)
+	}
+	times := make(chan time.Time, 100)
+	go func() {
+		defer close(times)
+		sc := bufio.NewScanner(bodies[0])
+		for sc.Scan() {
+			if strings.HasPrefix(sc.Text(), "data: ") {
+				times <- time.Now()
+			}
+		}
+	}()
+	<-times // the balance at connect
+	start := time.Now()
+	for i := 0; time.Since(start) < 2500*time.Millisecond; i++ {
+		callJSON(t, 201, "POST", s.url+"/v1/workspaces/w/charges", testAdminKey, `{"operation":"content_rewrite","capture":true}`, nil, "Idempotency-Key", fmt.Sprint("k", i))
+		time.Sleep(2 * time.Millisecond) // a change every few ms, within pro's 5,000 credits
+	}
+	var got []time.Time
+	for len(got) < 3 {
+		select {
+		case at := <-times:
+			got = append(got, at)
+		case <-time.After(5 * time.Second):
+			t.Fatalf("%d events after 2.5 s of charges", len(got))
+		}
+	}
+	for i := 1; i < len(got); i++ {
+		if gap := got[i].Sub(got[i-1]); gap < 800*time.Millisecond {
+			t.Errorf("events %v apart, want about 1 s", gap)
+		}
 	}
 }
 
