@@ -10,7 +10,7 @@ package bench
 // advice for SQLite writers in Go: database/sql queues the callers, where
 // a pool of them each waiting on busy_timeout for the write lock sleeps in
 // SQLite's backoff of up to 100 ms with the lock free, which made
-// 532-886 pairs/s with a p99 of 0.7-1.2 s against 891-1,291 and 0.16-0.56
+// 532-886 pairs/s with a p99 of 0.73-0.94 s against 891-1,291 and 0.16-0.56
 // s with one, in turn on 2026-12-02), every transaction BEGIN IMMEDIATE;
 // on PostgreSQL one connection per worker.
 
