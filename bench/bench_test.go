@@ -494,6 +494,22 @@ func TestDriveCountsOnlyAfterTheWarmup(t *testing.T) {
 	}
 }
 
+// A journal sync under way when measuring began counts only its part
+// since: the syncs' share of a row cannot pass the writer's busy share.
+func TestSyncTimesClipToTheRow(t *testing.T) {
+	t.Parallel()
+	s := &syncTimes{from: time.Now()}
+	time.Sleep(20 * time.Millisecond)
+	s.record(time.Hour)        // began long before the row
+	s.record(time.Millisecond) // inside it
+	if n := s.h.Count(); n != 2 {
+		t.Fatalf("%d syncs recorded, want 2", n)
+	}
+	if sum := s.h.Sum(); sum < 20*time.Millisecond || sum > time.Second {
+		t.Errorf("the syncs sum to %v: the one that straddled the start was not clipped to the row's 20 ms", sum)
+	}
+}
+
 // stallTarget's pairs that start before until wait for it (a disk that
 // stalls); later pairs are quick.
 type stallTarget struct{ until time.Time }
@@ -538,7 +554,8 @@ func TestRoundsAddUp(t *testing.T) {
 			h.Record(lat)
 		}
 		r := Result{Scenario: name, Reference: ref, Pairs: pairs, Seconds: seconds, Verified: true, hist: h, cpu: cpu, requests: 2,
-			commands: 2 * pairs, batches: pairs / 10, busy: time.Duration(pairs) * time.Millisecond, Writers: 2}
+			commands: 2 * pairs, batches: pairs / 10, busy: time.Duration(pairs) * time.Millisecond, Writers: 2,
+			streamEvents: 3 * pairs, ticks: cpuTicks{total: 200, steal: uint64(pairs / 100)}}
 		r.setFigures()
 		return r
 	}
@@ -566,6 +583,8 @@ func TestRoundsAddUp(t *testing.T) {
 		{"lowest round's ratio", many.RatioMin, 0.4},
 		{"highest round's ratio", many.RatioMax, 0.6},
 		{"latencies", float64(many.Histogram().Count()), 1000},
+		{"stream events a second", many.StreamEventsPerSec, 1500}, // 3,000 in 2 s
+		{"steal", many.Steal, 0.025},                              // 10 ticks of 400
 	}
 	for _, c := range checks {
 		if math.Abs(c.got-c.want) > 1e-9*c.want {
@@ -584,7 +603,7 @@ func TestRoundsAddUp(t *testing.T) {
 		t.Fatal(err)
 	}
 	if !strings.Contains(out.String(), "0.50× http/noop (rounds 0.40–0.60)") || !strings.Contains(out.String(), "in each of 2 rounds") ||
-		!strings.Contains(out.String(), "20.0 commands per batch; 2 writers busy 25% of the time") {
+		!strings.Contains(out.String(), "20.0 commands per batch; 2 writers busy 25% of the time; 2.5% of the machine's CPU stolen by its hypervisor") {
 		t.Errorf("table:\n%s", out.String())
 	}
 }

@@ -35,7 +35,6 @@ type streams struct {
 	wg     sync.WaitGroup
 	last   []atomic.Int64
 	opened atomic.Int64
-	failed atomic.Int64
 	events atomic.Int64 // balance events received, all streams
 }
 
@@ -73,7 +72,6 @@ func openStreams(ctx context.Context, base, secret, workspaceID string, n int, t
 		select {
 		case err := <-first:
 			if err != nil {
-				s.failed.Add(1)
 				s.close()
 				return nil, err
 			}
