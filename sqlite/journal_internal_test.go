@@ -87,11 +87,9 @@ func TestJournalSegments(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	payload := bytes.Repeat([]byte("x"), 1000)
 	const n = 4000 // about 4 MB: files of 1, 2 and then 4 MiB
 	for b := uint64(1); b <= n; b++ {
-		binary.LittleEndian.PutUint64(payload, b)
-		if err := j.append(b, payload); err != nil {
+		if err := j.append(b, numbered(b, 1000)); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -130,7 +128,7 @@ func TestJournalTornTail(t *testing.T) {
 		t.Fatal(err)
 	}
 	for b := uint64(1); b <= 3; b++ {
-		if err := j.append(b, []byte(fmt.Sprint("batch ", b))); err != nil {
+		if err := j.append(b, numbered(b, 20)); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -148,18 +146,32 @@ func TestJournalTornTail(t *testing.T) {
 		t.Fatal(err)
 	}
 	f.Close()
-	var got []string
-	read := func(p []byte) error { got = append(got, string(p)); return nil }
-	if err := readJournal(dir, read); err != nil || len(got) != 3 || got[2] != "batch 3" {
+	var got [][]byte
+	read := func(p []byte) error { got = append(got, p); return nil }
+	if err := readJournal(dir, 0, read); err != nil || len(got) != 3 || !bytes.Equal(got[2], numbered(3, 20)) {
 		t.Fatalf("read %q, %v", got, err)
 	}
-	// The same tear in a file that is not the last is corruption.
-	if err := os.WriteFile(filepath.Join(dir, segmentName(99)), nil, 0o600); err != nil {
+	// The same tear in a file that is not the last is corruption: the
+	// next file starts at a later batch than the torn one.
+	if err := os.WriteFile(filepath.Join(dir, segmentName(4)), nil, 0o600); err != nil {
 		t.Fatal(err)
 	}
 	got = nil
-	if err := readJournal(dir, read); err == nil {
-		t.Fatal("a torn record before the last file was read as the end")
+	if err := readJournal(dir, 0, read); err != nil || len(got) != 3 {
+		t.Fatalf("a next file starting where the records end: read %d, %v", len(got), err)
+	}
+	os.Remove(filepath.Join(dir, segmentName(4)))
+	if err := os.WriteFile(filepath.Join(dir, segmentName(5)), nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	got = nil
+	if err := readJournal(dir, 0, read); err == nil || !strings.Contains(err.Error(), "corrupt") {
+		t.Fatalf("a torn record before the last file was read as the end: %v", err)
+	}
+	// ...unless every batch lost is already in the tables.
+	got = nil
+	if err := readJournal(dir, 4, read); err != nil || len(got) != 0 {
+		t.Fatalf("reading after batch 4: read %d, %v", len(got), err)
 	}
 }
 
@@ -172,11 +184,10 @@ func TestJournalRotationFailure(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	payload := bytes.Repeat([]byte("x"), 100_000)
+	const size = 100_000
 	b := uint64(1)
-	for ; j.size+8+int64(len(payload)) <= j.cap; b++ { // fill the first file
-		binary.LittleEndian.PutUint64(payload, b)
-		if err := j.append(b, payload); err != nil {
+	for ; j.size+8+size <= j.cap; b++ { // fill the first file
+		if err := j.append(b, numbered(b, size)); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -184,14 +195,13 @@ func TestJournalRotationFailure(t *testing.T) {
 	failed := make(chan spareFile, 1)
 	failed <- spareFile{err: errors.New("disk full")}
 	j.spare = failed
-	binary.LittleEndian.PutUint64(payload, b)
-	if err := j.append(b, payload); err == nil || !strings.Contains(err.Error(), "disk full") {
+	if err := j.append(b, numbered(b, size)); err == nil || !strings.Contains(err.Error(), "disk full") {
 		t.Fatalf("write needing a new file without one: %v", err)
 	}
 	if segs, _ := listSegments(dir); len(segs) != 1 || j.broken != nil {
 		t.Fatalf("after the failure: %d files, broken %v", len(segs), j.broken)
 	}
-	if err := j.append(b, payload); err != nil { // the batch number again: it was never written
+	if err := j.append(b, numbered(b, size)); err != nil { // the batch number again: it was never written
 		t.Fatalf("the next write: %v", err)
 	}
 	if segs, _ := listSegments(dir); len(segs) != 2 {
@@ -203,14 +213,27 @@ func TestJournalRotationFailure(t *testing.T) {
 	j.close(false)
 }
 
-// readNumbered reads a journal whose records start with their batch
-// number, checks they run 1, 2, 3, … and returns how many there are.
+// numbered is a payload of size bytes that starts as a record of batch b
+// does (recordBatch), the rest filler.
+func numbered(b uint64, size int) []byte {
+	p := binary.AppendUvarint([]byte{recordVersion}, b)
+	return append(p, bytes.Repeat([]byte("x"), size-len(p))...)
+}
+
+// readNumbered reads a journal of numbered records, checks they run 1, 2,
+// 3, … and returns how many there are.
 func readNumbered(t *testing.T, dir string) uint64 {
 	t.Helper()
-	var seen uint64
-	err := readJournal(dir, func(p []byte) error {
+	return readNumberedFrom(t, dir, 0)
+}
+
+// readNumberedFrom is readNumbered of the records after batch from.
+func readNumberedFrom(t *testing.T, dir string, from uint64) uint64 {
+	t.Helper()
+	seen := from
+	err := readJournal(dir, from, func(p []byte) error {
 		seen++
-		if got := binary.LittleEndian.Uint64(p); got != seen {
+		if got, _ := recordBatch(p); got != seen {
 			return fmt.Errorf("record %d holds batch %d", seen, got)
 		}
 		return nil
@@ -218,5 +241,102 @@ func readNumbered(t *testing.T, dir string) uint64 {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return seen
+	return seen - from
+}
+
+// Once at full size, a file whose batches are all materialized becomes a
+// later file instead of a new one being zeroed, and reading never takes
+// the older records it still holds for new ones: here records of one size,
+// so the older ones line up with the new ones' frames.
+func TestJournalReusesItsFiles(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "j")
+	const fileBytes = 64 << 10
+	j, err := openJournalSized(dir, 1, fileBytes, fileBytes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer j.close(false)
+	const n, lag = 700, 100 // records (about 11 files) and how far the tables are behind
+	seen := map[string]os.FileInfo{}
+	var files []os.FileInfo
+	reused := 0
+	for b := uint64(1); b <= n; b++ {
+		if err := j.append(b, numbered(b, 1000)); err != nil {
+			t.Fatal(err)
+		}
+		if _, ok := seen[j.cur.path]; !ok {
+			fi, err := os.Stat(j.cur.path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, old := range files {
+				if os.SameFile(old, fi) {
+					reused++
+				}
+			}
+			seen[j.cur.path] = fi
+			files = append(files, fi)
+		}
+		materialized := uint64(0)
+		if b > lag {
+			materialized = b - lag
+		}
+		if err := j.release(materialized); err != nil {
+			t.Fatal(err)
+		}
+		// A crash now: replay reads every batch the tables lack, in order.
+		if got := readNumberedFrom(t, dir, materialized); got != b-materialized {
+			t.Fatalf("after batch %d, materialized %d: read %d records", b, materialized, got)
+		}
+		// And all of them, from the oldest file kept, without an older one.
+		var all []uint64
+		if err := readJournal(dir, 0, func(p []byte) error {
+			batch, _ := recordBatch(p)
+			all = append(all, batch)
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		for i, batch := range all {
+			if batch != b-uint64(len(all)-1-i) {
+				t.Fatalf("after batch %d: read batches %v", b, all)
+			}
+		}
+	}
+	if reused < 5 {
+		t.Fatalf("%d of %d files were reused ones, want most", reused, len(files))
+	}
+	// The open file, past its records, holds an older file's: a frame that
+	// checks, of a batch before the file's first.
+	data, err := os.ReadFile(j.cur.path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, _, ok := readFrame(data[j.size:])
+	if batch, isRecord := recordBatch(p); !ok || !isRecord || batch >= j.cur.first {
+		t.Fatalf("after the open file's records: a frame (%v) of batch %d, want an older record", ok, batch)
+	}
+	// At most the files the tables lack, the reusable one and the spare.
+	if names, _ := os.ReadDir(dir); len(names) > 6 {
+		t.Fatalf("%d files in the journal's folder", len(names))
+	}
+}
+
+// A backup that reads a file the journal lets go of (and may reuse) while
+// reading it counts it as gone: the tables, copied after, hold its batches.
+func TestReadSegmentLetGo(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, segmentName(1))
+	if err := os.WriteFile(path, []byte("records"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if data, err := readSegment(path); err != nil || string(data) != "records" {
+		t.Fatalf("readSegment: %q, %v", data, err)
+	}
+	if err := os.Rename(path, filepath.Join(dir, "next-reused-1.tmp")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := readSegment(path); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("a file let go of: %v", err)
+	}
 }

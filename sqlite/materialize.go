@@ -638,7 +638,7 @@ func (s *Store) replay(ctx context.Context, materialized uint64) (last uint64, e
 		window, items = nil, 0
 		return nil
 	}
-	err = readJournal(journalDir(s.path), func(payload []byte) error {
+	err = readJournal(journalDir(s.path), materialized, func(payload []byte) error {
 		r, err := decodeRecord(payload)
 		if err != nil {
 			return err
