@@ -64,8 +64,7 @@ type journal struct {
 	dir  string
 	f    *os.File // the open segment
 	cur  segment
-	size int64
-	cap  int64 // the open file's size
+	size int64 // the bytes of records in it
 	buf  []byte
 	// broken is set when a failed write could not be undone: what the file
 	// holds is no longer known, so nothing more is written.
@@ -74,9 +73,9 @@ type journal struct {
 	mu     sync.Mutex
 	closed []segment // full segments, oldest first, until materialized
 	// reusable is a materialized full-size segment under a temporary
-	// name, kept to be made the next spare instead of zeroing one ("" if
-	// none).
-	reusable string
+	// name (path), kept to be made the next spare instead of zeroing one
+	// (no path if none).
+	reusable segment
 
 	spare chan spareFile // the next file, made ready in the background
 	// firstBytes and maxBytes are the sizes of the first and the largest
@@ -252,7 +251,7 @@ func (j *journal) startSegment(first uint64) error {
 		os.Remove(path)
 		return err
 	}
-	j.f, j.cur, j.size, j.cap = sp.f, segment{path: path, first: first, size: sp.size}, 0, sp.size
+	j.f, j.cur, j.size = sp.f, segment{path: path, first: first, size: sp.size}, 0
 	j.spare = make(chan spareFile, 1)
 	go func(ch chan<- spareFile, size int64) { ch <- j.nextSpare(size) }(j.spare, min(2*sp.size, j.maxBytes))
 	return nil
@@ -262,17 +261,17 @@ func (j *journal) startSegment(first uint64) error {
 // else a newly zeroed file.
 func (j *journal) nextSpare(size int64) spareFile {
 	j.mu.Lock()
-	path := j.reusable
-	j.reusable = ""
+	r := j.reusable
+	j.reusable = segment{}
 	j.mu.Unlock()
-	if path != "" {
-		if size == j.maxBytes {
-			f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if r.path != "" {
+		if r.size == size {
+			f, err := os.OpenFile(r.path, os.O_RDWR, 0)
 			if err == nil {
-				return spareFile{f: f, path: path, size: size}
+				return spareFile{f: f, path: r.path, size: size}
 			}
 		}
-		os.Remove(path)
+		os.Remove(r.path)
 	}
 	return makeSpare(j.dir, size)
 }
@@ -323,7 +322,7 @@ func (j *journal) append(batch uint64, payload []byte) error {
 	j.buf = binary.LittleEndian.AppendUint32(j.buf[:0], uint32(len(payload)))
 	j.buf = binary.LittleEndian.AppendUint32(j.buf, crc32.Checksum(payload, crcTable))
 	j.buf = append(j.buf, payload...)
-	if j.size+int64(len(j.buf)) > j.cap && j.size > 0 {
+	if j.size+int64(len(j.buf)) > j.cur.size && j.size > 0 {
 		if err := j.rotate(batch); err != nil {
 			return err
 		}
@@ -382,10 +381,10 @@ func (j *journal) release(materialized uint64) error {
 	defer j.mu.Unlock()
 	for len(j.closed) > 0 && j.closed[0].last <= materialized {
 		sg := j.closed[0]
-		if sg.size == j.maxBytes && j.reusable == "" {
+		if sg.size == j.maxBytes && j.reusable.path == "" {
 			tmp := filepath.Join(j.dir, fmt.Sprintf("next-reused-%d.tmp", sg.first))
 			if err := os.Rename(sg.path, tmp); err == nil {
-				j.reusable = tmp
+				j.reusable = segment{path: tmp, size: sg.size}
 				j.closed = j.closed[1:]
 				continue
 			}
@@ -413,9 +412,9 @@ func (j *journal) close(allMaterialized bool) error {
 		}
 	}
 	j.mu.Lock()
-	if j.reusable != "" {
-		os.Remove(j.reusable)
-		j.reusable = ""
+	if j.reusable.path != "" {
+		os.Remove(j.reusable.path)
+		j.reusable = segment{}
 	}
 	j.mu.Unlock()
 	if err != nil || !allMaterialized || j.broken != nil {

@@ -186,7 +186,7 @@ func TestJournalRotationFailure(t *testing.T) {
 	}
 	const size = 100_000
 	b := uint64(1)
-	for ; j.size+8+size <= j.cap; b++ { // fill the first file
+	for ; j.size+8+size <= j.cur.size; b++ { // fill the first file
 		if err := j.append(b, numbered(b, size)); err != nil {
 			t.Fatal(err)
 		}
@@ -255,7 +255,6 @@ func TestJournalReusesItsFiles(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer j.close(false)
 	const n, lag = 700, 100 // records (about 11 files) and how far the tables are behind
 	seen := map[string]os.FileInfo{}
 	var files []os.FileInfo
@@ -319,6 +318,35 @@ func TestJournalReusesItsFiles(t *testing.T) {
 	// At most the files the tables lack, the reusable one and the spare.
 	if names, _ := os.ReadDir(dir); len(names) > 6 {
 		t.Fatalf("%d files in the journal's folder", len(names))
+	}
+	if j.reusable.path == "" {
+		t.Fatal("no file kept for reuse at the end")
+	}
+	if err := j.close(false); err != nil {
+		t.Fatal(err)
+	}
+	if tmps, _ := filepath.Glob(filepath.Join(dir, "*.tmp")); len(tmps) != 0 {
+		t.Fatalf("close left %v", tmps)
+	}
+}
+
+// A record of a later batch than its file's run has next is a gap, not an
+// end: reading says so.
+func TestJournalGapInAFile(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "j")
+	j, err := openJournal(dir, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, b := range []uint64{1, 2, 4} {
+		if err := j.append(b, numbered(b, 20)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	j.close(false)
+	err = readJournal(dir, 0, func([]byte) error { return nil })
+	if err == nil || !strings.Contains(err.Error(), "batch 4 at byte 56, where batch 3 should be") {
+		t.Fatalf("a file with batch 3 missing: %v", err)
 	}
 }
 
