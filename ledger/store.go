@@ -131,6 +131,25 @@ type Tx interface {
 	Rollback() error
 }
 
+// BatchLoader is a Tx that reads all of a batch's rows in one round trip
+// (a store that many processes write to, where each round trip of a batch
+// is time its locks are held). The engine calls LoadBatch instead of
+// Charges, Accounts, Charges again and Idempotency.
+type BatchLoader interface {
+	// LoadBatch locks the workspaces named and those of the charges
+	// named, in the order Accounts locks them, and reads under the locks
+	// their accounts, the charges and the idempotency keys. What does not
+	// exist is left out of the maps.
+	LoadBatch(ctx context.Context, workspaces, charges []string, keys []IdemKey) (Loaded, error)
+}
+
+// Loaded is what LoadBatch read.
+type Loaded struct {
+	Accounts map[string]Account
+	Charges  map[string]credits.Charge
+	Idem     map[IdemKey]IdemRecord
+}
+
 // Listener is a Store that many processes write to. It announces every
 // committed balance change, from any process; the engine then publishes
 // balances from what it reads, never from its own batches, so a stream never

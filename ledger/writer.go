@@ -7,7 +7,6 @@ import (
 	"runtime"
 	"runtime/debug"
 	"slices"
-	"sort"
 	"sync"
 
 	"github.com/credits-dev/credits"
@@ -171,6 +170,67 @@ func (e *Engine) load(ctx context.Context, tx Tx, s *state, batch []request) err
 		}
 	}
 	chargeIDs = e.cachedCharges(s, chargeIDs)
+	if bl, ok := tx.(BatchLoader); ok {
+		if err := e.loadAtOnce(ctx, bl, s, wsSet, chargeIDs, idemKeys); err != nil {
+			return err
+		}
+	} else if err := e.loadInSteps(ctx, tx, s, wsSet, chargeIDs, idemKeys); err != nil {
+		return err
+	}
+	for id, a := range s.accounts {
+		if a.Cycle.End.After(s.now) && (a.NextExpiry.IsZero() || a.NextExpiry.After(s.now)) {
+			continue
+		}
+		due, next, err := tx.DueHolds(ctx, id, s.now)
+		if err != nil {
+			return err
+		}
+		list := make([]*credits.Charge, 0, len(due))
+		for _, c := range due {
+			if have, ok := s.charges[c.ID]; ok {
+				list = append(list, have)
+				continue
+			}
+			c := c
+			s.charges[c.ID] = &c
+			list = append(list, &c)
+		}
+		s.due[id] = list
+		s.nextAfter[id] = next
+	}
+	// Charges made in an earlier cycle finish against that cycle's row.
+	var cks []CycleKey
+	seen := map[CycleKey]bool{}
+	for _, c := range s.charges {
+		a, ok := s.accounts[c.WorkspaceID]
+		k := CycleKey{c.WorkspaceID, c.Cycle}
+		if !ok || c.Status != credits.StatusHeld || seen[k] {
+			continue
+		}
+		// Also the current cycle: a reset in this batch may make it old,
+		// and then the reset's copy is used instead.
+		if c.Cycle < a.Cycle.N {
+			seen[k] = true
+			cks = append(cks, k)
+		}
+	}
+	if len(cks) > 0 {
+		cycles, err := tx.Cycles(ctx, cks)
+		if err != nil {
+			return err
+		}
+		for k, c := range cycles {
+			c := c
+			s.cycles[k] = &c
+		}
+	}
+	return nil
+}
+
+// loadInSteps reads a batch's charges (to learn their workspaces), then
+// locks and reads the accounts, the charges again under the locks, and the
+// idempotency keys.
+func (e *Engine) loadInSteps(ctx context.Context, tx Tx, s *state, wsSet map[string]bool, chargeIDs []string, idemKeys []IdemKey) error {
 	if len(chargeIDs) > 0 {
 		// A first read, only to learn which workspaces to lock.
 		chs, err := tx.Charges(ctx, chargeIDs)
@@ -184,11 +244,7 @@ func (e *Engine) load(ctx context.Context, tx Tx, s *state, batch []request) err
 	for _, c := range s.charges {
 		wsSet[c.WorkspaceID] = true
 	}
-	ids := make([]string, 0, len(wsSet))
-	for id := range wsSet {
-		ids = append(ids, id)
-	}
-	sort.Strings(ids)
+	ids := sortedKeys(wsSet)
 	// The batch's accounts live in one slice (room for all of them, so it
 	// never moves): one allocation a batch instead of one per account and
 	// a map of copies.
@@ -219,27 +275,6 @@ func (e *Engine) load(ctx context.Context, tx Tx, s *state, batch []request) err
 			s.charges[id] = &c
 		}
 	}
-	for id, a := range s.accounts {
-		if a.Cycle.End.After(s.now) && (a.NextExpiry.IsZero() || a.NextExpiry.After(s.now)) {
-			continue
-		}
-		due, next, err := tx.DueHolds(ctx, id, s.now)
-		if err != nil {
-			return err
-		}
-		list := make([]*credits.Charge, 0, len(due))
-		for _, c := range due {
-			if have, ok := s.charges[c.ID]; ok {
-				list = append(list, have)
-				continue
-			}
-			c := c
-			s.charges[c.ID] = &c
-			list = append(list, &c)
-		}
-		s.due[id] = list
-		s.nextAfter[id] = next
-	}
 	if len(idemKeys) > 0 {
 		recs, err := tx.Idempotency(ctx, idemKeys)
 		if err != nil {
@@ -250,31 +285,42 @@ func (e *Engine) load(ctx context.Context, tx Tx, s *state, batch []request) err
 			s.idem[k] = &r
 		}
 	}
-	// Charges made in an earlier cycle finish against that cycle's row.
-	var cks []CycleKey
-	seen := map[CycleKey]bool{}
-	for _, c := range s.charges {
-		a, ok := s.accounts[c.WorkspaceID]
-		k := CycleKey{c.WorkspaceID, c.Cycle}
-		if !ok || c.Status != credits.StatusHeld || seen[k] {
-			continue
-		}
-		// Also the current cycle: a reset in this batch may make it old,
-		// and then the reset's copy is used instead.
-		if c.Cycle < a.Cycle.N {
-			seen[k] = true
-			cks = append(cks, k)
-		}
+	return nil
+}
+
+// loadAtOnce reads the same with one LoadBatch.
+func (e *Engine) loadAtOnce(ctx context.Context, bl BatchLoader, s *state, wsSet map[string]bool, chargeIDs []string, idemKeys []IdemKey) error {
+	for _, c := range s.charges { // cached charges: their workspaces too
+		wsSet[c.WorkspaceID] = true
 	}
-	if len(cks) > 0 {
-		cycles, err := tx.Cycles(ctx, cks)
-		if err != nil {
-			return err
+	ids := sortedKeys(wsSet)
+	// As in loadInSteps; the charges' workspaces come back too.
+	slab := make([]Account, 0, len(ids)+len(chargeIDs))
+	ids = e.cachedAccounts(s, &slab, ids)
+	if len(ids) == 0 && len(chargeIDs) == 0 && len(idemKeys) == 0 {
+		return nil
+	}
+	got, err := bl.LoadBatch(ctx, ids, chargeIDs, idemKeys)
+	if err != nil {
+		return err
+	}
+	for id, a := range got.Accounts {
+		if _, ok := s.accounts[id]; ok {
+			continue // cached
 		}
-		for k, c := range cycles {
-			c := c
-			s.cycles[k] = &c
+		slab = append(slab, a)
+		s.accounts[id] = &slab[len(slab)-1]
+	}
+	for id, c := range got.Charges {
+		if _, locked := s.accounts[c.WorkspaceID]; !locked {
+			return fmt.Errorf("charge %s moved to workspace %s", id, c.WorkspaceID)
 		}
+		c := c
+		s.charges[id] = &c
+	}
+	for k, r := range got.Idem {
+		r := r
+		s.idem[k] = &r
 	}
 	return nil
 }

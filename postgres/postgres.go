@@ -52,8 +52,9 @@ type Store struct {
 }
 
 var (
-	_ ledger.Store = (*Store)(nil)
-	_ auth.Store   = (*Store)(nil)
+	_ ledger.Store       = (*Store)(nil)
+	_ auth.Store         = (*Store)(nil)
+	_ ledger.BatchLoader = (*tx)(nil)
 )
 
 // Open connects to the database at url (postgres:// or postgresql://; pool

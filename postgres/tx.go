@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -23,11 +22,10 @@ import (
 // tx is one writer transaction. READ COMMITTED is enough: every statement
 // after the advisory locks sees what the lock's previous holder committed.
 //
-// A batch costs PostgreSQL CPU per round trip and per statement, so the
-// transaction is sent in as few pipelines as the engine's calls allow: BEGIN
-// goes with the first read, the re-read of the charges under the locks goes
-// with the locks, and the writes go with the COMMIT (the engine treats a
-// failed Write and a failed Commit alike: the batch fails whole).
+// A batch costs PostgreSQL CPU per round trip and per statement, and holds
+// its locks for every round trip, so a batch is two: BEGIN, the locks and
+// every read (LoadBatch), then the writes and the COMMIT (the engine treats
+// a failed Write and a failed Commit alike: the batch fails whole).
 type tx struct {
 	conn  *pgxpool.Conn
 	store *Store
@@ -36,11 +34,6 @@ type tx struct {
 	begun, done bool
 	// writes are Write's statements, sent with the COMMIT.
 	writes *pgx.Batch
-	// recheck are the charges last read before the locks; Accounts reads
-	// them again after taking the locks, into rechecked, for the engine's
-	// second Charges call.
-	recheck   []string
-	rechecked map[string]credits.Charge
 	// cycles are the cycle rows read (they exist); idem the keys looked up
 	// (true: found).
 	cycles map[ledger.CycleKey]bool
@@ -201,11 +194,6 @@ func (t *tx) Accounts(ctx context.Context, ids []string) (map[string]ledger.Acco
 	b.Queue(`SELECT pg_advisory_xact_lock(k) FROM (SELECT DISTINCT hashtextextended(id, 0) AS k FROM unnest($1::text[]) AS id ORDER BY k) locks`, ids)
 	b.Queue(`SELECT a.* FROM unnest($1::text[]) AS k(id) CROSS JOIN LATERAL (
 		SELECT `+accountCols+` FROM workspaces w JOIN cycles c ON c.workspace_id = w.id AND c.n = w.cycle WHERE w.id = k.id) a`, ids)
-	recheck := t.recheck
-	t.recheck = nil
-	if recheck != nil {
-		b.Queue(chargesSQL, recheck)
-	}
 	br, err := t.send(ctx, b)
 	if err != nil {
 		return nil, err
@@ -231,17 +219,6 @@ func (t *tx) Accounts(ctx context.Context, ids []string) (map[string]ledger.Acco
 	if err := rows.Err(); err != nil {
 		return nil, err
 	}
-	if recheck != nil {
-		rows, err := br.Query()
-		if err != nil {
-			return nil, err
-		}
-		chs, err := collectCharges(rows, len(recheck))
-		if err != nil {
-			return nil, err
-		}
-		t.recheck, t.rechecked = recheck, chs
-	}
 	return out, br.Close()
 }
 
@@ -254,16 +231,8 @@ func (t *tx) cycleRead(ws string, n int) {
 
 const chargesSQL = `SELECT c.* FROM unnest($1::text[]) AS k(id) CROSS JOIN LATERAL (SELECT ` + chargeCols + ` FROM charges WHERE id = k.id) c`
 
-// Charges reads charges. The engine reads a batch's charges twice: first to
-// learn which workspaces to lock, then again under the locks; the second
-// read was made by Accounts, in the round trip that took the locks.
+// Charges reads charges (the engine reads a batch's with LoadBatch).
 func (t *tx) Charges(ctx context.Context, ids []string) (map[string]credits.Charge, error) {
-	if t.rechecked != nil && slices.Equal(ids, t.recheck) {
-		out := t.rechecked
-		t.recheck, t.rechecked = nil, nil
-		return out, nil
-	}
-	t.recheck, t.rechecked = nil, nil
 	rows, br, err := t.query(ctx, chargesSQL, ids)
 	if err != nil {
 		return nil, err
@@ -273,7 +242,6 @@ func (t *tx) Charges(ctx context.Context, ids []string) (map[string]credits.Char
 	if err != nil {
 		return nil, err
 	}
-	t.recheck = slices.Clone(ids)
 	return out, br.Close()
 }
 
@@ -350,20 +318,36 @@ func (t *tx) DueHolds(ctx context.Context, ws string, now time.Time) ([]credits.
 	return due, optTime(next), br.Close()
 }
 
-func (t *tx) Idempotency(ctx context.Context, keys []ledger.IdemKey) (map[ledger.IdemKey]ledger.IdemRecord, error) {
-	out := make(map[ledger.IdemKey]ledger.IdemRecord, len(keys))
-	ws := make([]string, len(keys))
-	ks := make([]string, len(keys))
+const idemSQL = `SELECT i.workspace_id, i.key, i.fingerprint, i.created_at, i.result
+	FROM unnest($1::text[], $2::text[]) AS k(ws, key) CROSS JOIN LATERAL (SELECT * FROM idempotency WHERE workspace_id = k.ws AND key = k.key) i`
+
+func idemArgs(keys []ledger.IdemKey) (ws, ks []string) {
+	ws, ks = make([]string, len(keys)), make([]string, len(keys))
 	for i, k := range keys {
 		ws[i], ks[i] = k.WorkspaceID, k.Key
 	}
-	rows, br, err := t.query(ctx, `SELECT i.workspace_id, i.key, i.fingerprint, i.created_at, i.result
-		FROM unnest($1::text[], $2::text[]) AS k(ws, key) CROSS JOIN LATERAL (SELECT * FROM idempotency WHERE workspace_id = k.ws AND key = k.key) i`, ws, ks)
+	return ws, ks
+}
+
+func (t *tx) Idempotency(ctx context.Context, keys []ledger.IdemKey) (map[ledger.IdemKey]ledger.IdemRecord, error) {
+	ws, ks := idemArgs(keys)
+	rows, br, err := t.query(ctx, idemSQL, ws, ks)
 	if err != nil {
 		return nil, err
 	}
 	defer br.Close()
+	out, err := t.collectIdem(rows, keys)
+	if err != nil {
+		return nil, err
+	}
+	return out, br.Close()
+}
+
+// collectIdem reads idemSQL's rows, and notes which keys were found (Write
+// inserts the others without a conflict clause).
+func (t *tx) collectIdem(rows pgx.Rows, keys []ledger.IdemKey) (map[ledger.IdemKey]ledger.IdemRecord, error) {
 	defer rows.Close()
+	out := make(map[ledger.IdemKey]ledger.IdemRecord, len(keys))
 	for rows.Next() {
 		var r ledger.IdemRecord
 		var result []byte
@@ -387,6 +371,75 @@ func (t *tx) Idempotency(ctx context.Context, keys []ledger.IdemKey) (map[ledger
 		t.idem[k] = found
 	}
 	return out, nil
+}
+
+// batchWorkspaces are the workspaces of a LoadBatch: those named ($1) and
+// those of the charges named ($2). A charge never changes workspace, so
+// reading it before its workspace's lock is safe.
+const batchWorkspaces = `SELECT unnest($1::text[]) UNION ALL SELECT ch.workspace_id FROM unnest($2::text[]) AS q(id) JOIN charges ch ON ch.id = q.id`
+
+// LoadBatch sends the locks and every read of a batch in one pipeline
+// (with BEGIN, if it is the first): the locks, in Accounts' order; then,
+// each statement seeing what the locks' last holders committed, the
+// accounts, the charges and the idempotency keys.
+func (t *tx) LoadBatch(ctx context.Context, workspaces, charges []string, keys []ledger.IdemKey) (ledger.Loaded, error) {
+	out := ledger.Loaded{}
+	b := &pgx.Batch{}
+	b.Queue(`SELECT pg_advisory_xact_lock(k) FROM (SELECT DISTINCT hashtextextended(id, 0) AS k FROM (`+batchWorkspaces+`) AS w(id) ORDER BY k) locks`, workspaces, charges)
+	b.Queue(`SELECT a.* FROM (SELECT DISTINCT id FROM (`+batchWorkspaces+`) AS w(id)) AS k CROSS JOIN LATERAL (
+		SELECT `+accountCols+` FROM workspaces w JOIN cycles c ON c.workspace_id = w.id AND c.n = w.cycle WHERE w.id = k.id) a`, workspaces, charges)
+	if len(charges) > 0 {
+		b.Queue(chargesSQL, charges)
+	}
+	if len(keys) > 0 {
+		ws, ks := idemArgs(keys)
+		b.Queue(idemSQL, ws, ks)
+	}
+	br, err := t.send(ctx, b)
+	if err != nil {
+		return out, err
+	}
+	defer br.Close()
+	if _, err := br.Exec(); err != nil {
+		return out, err
+	}
+	rows, err := br.Query()
+	if err != nil {
+		return out, err
+	}
+	out.Accounts = make(map[string]ledger.Account, len(workspaces)+len(charges))
+	for rows.Next() {
+		a, err := scanAccount(rows)
+		if err != nil {
+			rows.Close()
+			return out, err
+		}
+		out.Accounts[a.Workspace.ID] = a
+		t.cycleRead(a.Workspace.ID, a.Cycle.N)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return out, err
+	}
+	if len(charges) > 0 {
+		rows, err := br.Query()
+		if err != nil {
+			return out, err
+		}
+		if out.Charges, err = collectCharges(rows, len(charges)); err != nil {
+			return out, err
+		}
+	}
+	if len(keys) > 0 {
+		rows, err := br.Query()
+		if err != nil {
+			return out, err
+		}
+		if out.Idem, err = t.collectIdem(rows, keys); err != nil {
+			return out, err
+		}
+	}
+	return out, br.Close()
 }
 
 // Write queues every change of the batch; Commit sends them with the COMMIT,
