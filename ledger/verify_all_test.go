@@ -311,12 +311,12 @@ var corruptions = []corruption{
 		// The binary answer: its version byte, then the charge id (29
 		// bytes, one length byte before it), then the rest.
 		sqlite:   `UPDATE idempotency SET charge_id = 'ch_gone', answer = CAST(X'0107' || CAST('ch_gone' AS BLOB) || substr(answer, 32) AS BLOB) WHERE key = '{key:captured}'`,
-		postgres: `UPDATE idempotency SET result = jsonb_set(result, '{charge,id}', '"ch_gone"') WHERE key = '{key:captured}'`,
+		postgres: `UPDATE idempotency SET result = jsonb_set(result::jsonb, '{charge,id}', '"ch_gone"')::text WHERE key = '{key:captured}'`,
 		code:     ledger.ViolationIdemUnknownCharge, id: "{key:captured}"},
 	{name: "stored answer differs",
 		// (The answer is binary: the charge it names is changed instead.)
 		sqlite:   `UPDATE charges SET created_at = created_at + 1 WHERE id = '{released}'`,
-		postgres: `UPDATE idempotency SET result = jsonb_set(result, '{charge,cost}', '999') WHERE key = '{key:released}'`,
+		postgres: `UPDATE idempotency SET result = jsonb_set(result::jsonb, '{charge,cost}', '999')::text WHERE key = '{key:released}'`,
 		code:     ledger.ViolationIdemAnswer, id: "{key:released}"},
 	{name: "two keys name one charge", sqlite: copyKeyOfHeldS, postgres: copyKeyOfHeld,
 		code: ledger.ViolationIdemSharedCharge, id: "{held}"},

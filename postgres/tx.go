@@ -590,7 +590,7 @@ func (t *tx) Write(ctx context.Context, c *ledger.Changes) error {
 			ws[j], key[j], fp[j], created[j], res[j] = r.WorkspaceID, r.Key, r.Fingerprint, r.CreatedAt, string(data)
 		}
 		q := `INSERT INTO idempotency (workspace_id, key, fingerprint, created_at, result)
-			SELECT ws, key, fp, created, res::jsonb FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[], $5::text[]) AS i(ws, key, fp, created, res)`
+			SELECT ws, key, fp, created, res FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[], $5::text[]) AS i(ws, key, fp, created, res)`
 		if i == 1 {
 			q += `
 			ON CONFLICT (workspace_id, key) DO UPDATE SET fingerprint = excluded.fingerprint, created_at = excluded.created_at, result = excluded.result`

@@ -115,9 +115,10 @@ func (w *snapshot) IdempotencyCharges(ctx context.Context, ws string) (ledger.St
 		}
 		return r, nil
 	}
-	return openCursor(ctx, w, scan, `SELECT workspace_id, key, fingerprint, created_at, result, result->'charge'->>'id' AS charge_id
-		FROM idempotency WHERE workspace_id = $1 AND result->'charge'->>'id' IS NOT NULL
-		ORDER BY result->'charge'->>'id' COLLATE "C", key COLLATE "C"`, ws)
+	// The answers are stored as text (migration 6): parsed here only.
+	return openCursor(ctx, w, scan, `SELECT workspace_id, key, fingerprint, created_at, result, charge_id FROM (
+		SELECT workspace_id, key, fingerprint, created_at, result, result::jsonb->'charge'->>'id' AS charge_id FROM idempotency WHERE workspace_id = $1) i
+		WHERE charge_id IS NOT NULL ORDER BY charge_id COLLATE "C", key COLLATE "C"`, ws)
 }
 
 // cursor pages through a server-side cursor of the read transaction.
