@@ -267,12 +267,8 @@ func (e *Engine) loadInSteps(ctx context.Context, tx Tx, s *state, wsSet map[str
 		if err != nil {
 			return err
 		}
-		for id, c := range chs {
-			if _, locked := s.accounts[c.WorkspaceID]; !locked {
-				return fmt.Errorf("charge %s moved to workspace %s", id, c.WorkspaceID)
-			}
-			c := c
-			s.charges[id] = &c
+		if err := putLocked(s, chs); err != nil {
+			return err
 		}
 	}
 	if len(idemKeys) > 0 {
@@ -280,10 +276,7 @@ func (e *Engine) loadInSteps(ctx context.Context, tx Tx, s *state, wsSet map[str
 		if err != nil {
 			return err
 		}
-		for k, r := range recs {
-			r := r
-			s.idem[k] = &r
-		}
+		putIdem(s, recs)
 	}
 	return nil
 }
@@ -311,18 +304,30 @@ func (e *Engine) loadAtOnce(ctx context.Context, bl BatchLoader, s *state, wsSet
 		slab = append(slab, a)
 		s.accounts[id] = &slab[len(slab)-1]
 	}
-	for id, c := range got.Charges {
+	if err := putLocked(s, got.Charges); err != nil {
+		return err
+	}
+	putIdem(s, got.Idem)
+	return nil
+}
+
+// putLocked puts charges read under their workspaces' locks into s.
+func putLocked(s *state, chs map[string]credits.Charge) error {
+	for id, c := range chs {
 		if _, locked := s.accounts[c.WorkspaceID]; !locked {
 			return fmt.Errorf("charge %s moved to workspace %s", id, c.WorkspaceID)
 		}
 		c := c
 		s.charges[id] = &c
 	}
-	for k, r := range got.Idem {
+	return nil
+}
+
+func putIdem(s *state, recs map[IdemKey]IdemRecord) {
+	for k, r := range recs {
 		r := r
 		s.idem[k] = &r
 	}
-	return nil
 }
 
 // cachedCharges puts the cached held charges among ids into s and returns

@@ -206,20 +206,25 @@ func (t *tx) Accounts(ctx context.Context, ids []string) (map[string]ledger.Acco
 	if err != nil {
 		return nil, err
 	}
+	if err := t.collectAccounts(rows, out); err != nil {
+		return nil, err
+	}
+	return out, br.Close()
+}
+
+// collectAccounts reads accountCols rows into out, noting the cycles read
+// (Write updates those and inserts the others).
+func (t *tx) collectAccounts(rows pgx.Rows, out map[string]ledger.Account) error {
+	defer rows.Close()
 	for rows.Next() {
 		a, err := scanAccount(rows)
 		if err != nil {
-			rows.Close()
-			return nil, err
+			return err
 		}
 		out[a.Workspace.ID] = a
 		t.cycleRead(a.Workspace.ID, a.Cycle.N)
 	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return nil, err
-	}
-	return out, br.Close()
+	return rows.Err()
 }
 
 func (t *tx) cycleRead(ws string, n int) {
@@ -408,17 +413,7 @@ func (t *tx) LoadBatch(ctx context.Context, workspaces, charges []string, keys [
 		return out, err
 	}
 	out.Accounts = make(map[string]ledger.Account, len(workspaces)+len(charges))
-	for rows.Next() {
-		a, err := scanAccount(rows)
-		if err != nil {
-			rows.Close()
-			return out, err
-		}
-		out.Accounts[a.Workspace.ID] = a
-		t.cycleRead(a.Workspace.ID, a.Cycle.N)
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
+	if err := t.collectAccounts(rows, out.Accounts); err != nil {
 		return out, err
 	}
 	if len(charges) > 0 {
