@@ -49,6 +49,8 @@ type Store struct {
 	quit       chan struct{}
 	announced  chan struct{}
 	closeOnce  sync.Once
+
+	homes homes // the workspaces of recent charges
 }
 
 var (

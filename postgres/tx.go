@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -41,6 +42,9 @@ type tx struct {
 	// changed are the workspaces whose balance this transaction changed,
 	// announced once it commits.
 	changed []string
+	// homes are the new charges' (id, workspace id) pairs, remembered by
+	// the store once the transaction commits.
+	homes []string
 }
 
 // txSettings start every writer transaction. Its statements are key lookups
@@ -127,6 +131,7 @@ func (t *tx) Commit() error {
 	if err != nil {
 		return err
 	}
+	t.store.homes.put(t.homes)
 	if len(t.changed) > 0 {
 		t.store.announce(t.changed)
 	}
@@ -232,6 +237,17 @@ func (t *tx) cycleRead(ws string, n int) {
 		t.cycles = map[ledger.CycleKey]bool{}
 	}
 	t.cycles[ledger.CycleKey{WorkspaceID: ws, N: n}] = true
+}
+
+// homePairs are the (id, workspace id) pairs of the charges among ids.
+func homePairs(chs map[string]credits.Charge, ids []string) []string {
+	var pairs []string
+	for _, id := range ids {
+		if ch, ok := chs[id]; ok {
+			pairs = append(pairs, id, ch.WorkspaceID)
+		}
+	}
+	return pairs
 }
 
 const chargesSQL = `SELECT c.* FROM unnest($1::text[]) AS k(id) CROSS JOIN LATERAL (SELECT ` + chargeCols + ` FROM charges WHERE id = k.id) c`
@@ -389,10 +405,19 @@ const batchWorkspaces = `SELECT unnest($1::text[]) UNION ALL SELECT ch.workspace
 // accounts, the charges and the idempotency keys.
 func (t *tx) LoadBatch(ctx context.Context, workspaces, charges []string, keys []ledger.IdemKey) (ledger.Loaded, error) {
 	out := ledger.Loaded{}
+	// The charges whose workspace the store remembers name it; only the
+	// others are looked up to find theirs.
+	known, unplaced := t.store.homes.place(charges)
+	if len(known) > 0 {
+		workspaces = append(slices.Clip(workspaces), known...)
+	}
+	if unplaced == nil {
+		unplaced = []string{}
+	}
 	b := &pgx.Batch{}
-	b.Queue(`SELECT pg_advisory_xact_lock(k) FROM (SELECT DISTINCT hashtextextended(id, 0) AS k FROM (`+batchWorkspaces+`) AS w(id) ORDER BY k) locks`, workspaces, charges)
+	b.Queue(`SELECT pg_advisory_xact_lock(k) FROM (SELECT DISTINCT hashtextextended(id, 0) AS k FROM (`+batchWorkspaces+`) AS w(id) ORDER BY k) locks`, workspaces, unplaced)
 	b.Queue(`SELECT a.* FROM (SELECT DISTINCT id FROM (`+batchWorkspaces+`) AS w(id)) AS k CROSS JOIN LATERAL (
-		SELECT `+accountCols+` FROM workspaces w JOIN cycles c ON c.workspace_id = w.id AND c.n = w.cycle WHERE w.id = k.id) a`, workspaces, charges)
+		SELECT `+accountCols+` FROM workspaces w JOIN cycles c ON c.workspace_id = w.id AND c.n = w.cycle WHERE w.id = k.id) a`, workspaces, unplaced)
 	if len(charges) > 0 {
 		b.Queue(chargesSQL, charges)
 	}
@@ -424,6 +449,7 @@ func (t *tx) LoadBatch(ctx context.Context, workspaces, charges []string, keys [
 		if out.Charges, err = collectCharges(rows, len(charges)); err != nil {
 			return out, err
 		}
+		t.store.homes.put(homePairs(out.Charges, unplaced))
 	}
 	if len(keys) > 0 {
 		rows, err := br.Query()
@@ -515,7 +541,9 @@ func (t *tx) Write(ctx context.Context, c *ledger.Changes) error {
 		member, md := make([]*string, n), make([]*string, n)
 		created, expires := make([]time.Time, n), make([]time.Time, n)
 		fin := make([]*time.Time, n)
+		t.homes = make([]string, 0, 2*n)
 		for i, ch := range c.NewCharges {
+			t.homes = append(t.homes, ch.ID, ch.WorkspaceID)
 			id[i], ws[i], cyc[i], op[i], qty[i], cost[i], status[i] = ch.ID, ch.WorkspaceID, int32(ch.Cycle), ch.Operation, ch.Quantity, ch.Cost, ch.Status
 			member[i], created[i], expires[i], fin[i] = ch.MemberID, ch.CreatedAt, ch.ExpiresAt, nullTime(ch.FinalizedAt)
 			if len(ch.Metadata) > 0 {
