@@ -282,9 +282,9 @@ func makeSpare(dir string, size int64) spareFile {
 	if err != nil {
 		return spareFile{err: err}
 	}
-	zeros := make([]byte, 1<<20)
+	zeros := make([]byte, min(size, 1<<20))
 	for off := int64(0); off < size && err == nil; off += int64(len(zeros)) {
-		_, err = f.Write(zeros)
+		_, err = f.Write(zeros[:min(int64(len(zeros)), size-off)])
 	}
 	if err == nil {
 		err = f.Sync()

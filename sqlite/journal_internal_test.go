@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -367,4 +368,64 @@ func TestReadSegmentLetGo(t *testing.T) {
 	if _, err := readSegment(path); !errors.Is(err, os.ErrNotExist) {
 		t.Fatalf("a file let go of: %v", err)
 	}
+}
+
+// nextSpare reuses the kept file only when it is of the size wanted and
+// opens; otherwise it lets it go and zeroes a new one.
+func TestNextSpareFallsBack(t *testing.T) {
+	const size = 64 << 10
+	for _, tc := range []struct {
+		name   string
+		kept   func(t *testing.T, dir string) segment // the file kept for reuse
+		reused bool
+	}{
+		{"none", func(*testing.T, string) segment { return segment{} }, false},
+		{"of the size wanted", func(t *testing.T, dir string) segment { return keptFile(t, dir, size) }, true},
+		{"of another size", func(t *testing.T, dir string) segment { return keptFile(t, dir, size/2) }, false},
+		{"gone from the disk", func(t *testing.T, dir string) segment {
+			s := keptFile(t, dir, size)
+			if err := os.Remove(s.path); err != nil {
+				t.Fatal(err)
+			}
+			return s
+		}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			j := &journal{dir: dir}
+			kept := tc.kept(t, dir)
+			j.reusable = kept
+			sp := j.nextSpare(size)
+			if sp.err != nil {
+				t.Fatal(sp.err)
+			}
+			defer sp.f.Close()
+			if got := sp.path == kept.path; got != tc.reused {
+				t.Fatalf("spare %s, kept %s: reused %v, want %v", sp.path, kept.path, got, tc.reused)
+			}
+			if fi, err := sp.f.Stat(); err != nil || fi.Size() != size || sp.size != size {
+				t.Fatalf("spare of %d bytes (noted %d, %v), want %d", fi.Size(), sp.size, err, size)
+			}
+			if off, _ := sp.f.Seek(0, io.SeekCurrent); off != 0 {
+				t.Fatalf("spare opened at offset %d", off)
+			}
+			if kept.path != "" && !tc.reused {
+				if _, err := os.Stat(kept.path); !os.IsNotExist(err) {
+					t.Fatalf("the kept file not let go: %v", err)
+				}
+			}
+			if j.reusable.path != "" {
+				t.Fatal("the kept file is still kept after being taken")
+			}
+		})
+	}
+}
+
+func keptFile(t *testing.T, dir string, size int64) segment {
+	t.Helper()
+	path := filepath.Join(dir, "old.log")
+	if err := os.WriteFile(path, make([]byte, size), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return segment{path: path, first: 1, last: 2, size: size}
 }
