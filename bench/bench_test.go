@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -114,6 +115,10 @@ func checkReport(t *testing.T, rep *Report, want []string) {
 		}
 		if !(r.Steal >= 0 && r.Steal < 1) {
 			t.Errorf("%s: steal %v", r.Scenario, r.Steal)
+		}
+		// 500 ms of a loaded machine is tens of /proc/stat ticks.
+		if runtime.GOOS == "linux" && r.MachineCPUusPerPair <= 0 {
+			t.Errorf("%s: the machine's CPU a pair %v", r.Scenario, r.MachineCPUusPerPair)
 		}
 		if strings.HasPrefix(r.Scenario, "http/") != (r.RequestsPerSec > 0) {
 			t.Errorf("%s: requests/s %v", r.Scenario, r.RequestsPerSec)
@@ -555,7 +560,7 @@ func TestRoundsAddUp(t *testing.T) {
 		}
 		r := Result{Scenario: name, Reference: ref, Pairs: pairs, Seconds: seconds, Verified: true, hist: h, cpu: cpu, requests: 2,
 			commands: 2 * pairs, batches: pairs / 10, busy: time.Duration(pairs) * time.Millisecond, Writers: 2,
-			streamEvents: 3 * pairs, ticks: cpuTicks{total: 200, steal: uint64(pairs / 100)}}
+			streamEvents: 3 * pairs, ticks: cpuTicks{total: 200, steal: uint64(pairs / 100), busy: uint64(pairs / 10)}}
 		r.setFigures()
 		return r
 	}
@@ -583,8 +588,9 @@ func TestRoundsAddUp(t *testing.T) {
 		{"lowest round's ratio", many.RatioMin, 0.4},
 		{"highest round's ratio", many.RatioMax, 0.6},
 		{"latencies", float64(many.Histogram().Count()), 1000},
-		{"stream events a second", many.StreamEventsPerSec, 1500}, // 3,000 in 2 s
-		{"steal", many.Steal, 0.025},                              // 10 ticks of 400
+		{"stream events a second", many.StreamEventsPerSec, 1500},       // 3,000 in 2 s
+		{"steal", many.Steal, 0.025},                                    // 10 ticks of 400
+		{"the machine's CPU µs a pair", many.MachineCPUusPerPair, 1000}, // 100 ticks of 10 ms for 1,000 pairs
 	}
 	for _, c := range checks {
 		if math.Abs(c.got-c.want) > 1e-9*c.want {
@@ -603,7 +609,7 @@ func TestRoundsAddUp(t *testing.T) {
 		t.Fatal(err)
 	}
 	if !strings.Contains(out.String(), "0.50× http/noop (rounds 0.40–0.60)") || !strings.Contains(out.String(), "in each of 2 rounds") ||
-		!strings.Contains(out.String(), "20.0 commands per batch; 2 writers busy 25% of the time; 2.5% of the machine's CPU stolen by its hypervisor") {
+		!strings.Contains(out.String(), "700µs of CPU per pair (this process: callers, server and engine), 1.00ms the whole machine's; 20.0 commands per batch; 2 writers busy 25% of the time; 2.5% of the machine's CPU stolen by its hypervisor") {
 		t.Errorf("table:\n%s", out.String())
 	}
 }

@@ -124,6 +124,9 @@ func (r *Report) WriteTable(w io.Writer) error {
 		}
 		if res.CPUusPerPair > 0 {
 			fmt.Fprintf(w, "%s: %s of CPU per pair (this process: callers, server and engine)", res.Scenario, fmtMicros(res.CPUusPerPair))
+			if res.MachineCPUusPerPair > 0 {
+				fmt.Fprintf(w, ", %s the whole machine's", fmtMicros(res.MachineCPUusPerPair))
+			}
 			if res.CommandsPerBatch > 0 {
 				fmt.Fprintf(w, "; %.1f commands per batch", res.CommandsPerBatch)
 			}
