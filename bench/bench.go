@@ -365,9 +365,9 @@ type Result struct {
 	Steal float64 `json:"cpu_steal,omitempty"`
 	// MachineCPUusPerPair is the CPU the whole machine spent a pair
 	// (Linux; 0 elsewhere): the process's, and a PostgreSQL server's on
-	// the same machine, and the kernel's on its own threads. It moves less
-	// from run to run than pairs a second do, so a change to the
-	// PostgreSQL path shows in it where the rate's drift hides it.
+	// the same machine, and the kernel's on its own threads. A change to
+	// the PostgreSQL path shows in the server's CPU a pair where the drift
+	// of pairs a second hides it (docs/performance.md, 2026-12-03).
 	MachineCPUusPerPair float64 `json:"machine_cpu_us_per_pair,omitempty"`
 
 	hist *Histogram

@@ -14,9 +14,10 @@ const maxHomes = 1 << 16
 // by looking the charges up, which LoadBatch's lock and account statements
 // each do (two index lookups a charge more; see batchWorkspaces).
 //
-// Only committed charges are remembered: a home learnt from a batch that
-// then failed would name a workspace for an id that does not exist, which
-// would only lock that workspace for nothing, but there is no reason to.
+// Only committed charges are remembered. A home learnt from a batch that
+// then failed would be harmless (it names a workspace for an id that does
+// not exist: the batch locks that workspace and finds no charge), but it
+// would be a guess.
 type homes struct {
 	mu sync.Mutex
 	m  map[string]string // charge id -> workspace id
