@@ -63,3 +63,9 @@ func (h *homes) place(charges []string) (known, unknown []string) {
 	}
 	return known, unknown
 }
+
+func (h *homes) len() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return len(h.m)
+}

@@ -21,7 +21,7 @@ func TestHomesPlaceAndBound(t *testing.T) {
 	for i := range maxHomes + 10 {
 		h.put([]string{fmt.Sprint("c", i), "w"})
 	}
-	if n := len(h.m); n > maxHomes || n < maxHomes-maxHomes/8-1 {
+	if n := h.len(); n > maxHomes || n < maxHomes-maxHomes/8-1 {
 		t.Fatalf("%d homes remembered, bound %d", n, maxHomes)
 	}
 	if _, unknown := h.place([]string{fmt.Sprint("c", maxHomes+9)}); len(unknown) != 0 {
@@ -79,11 +79,11 @@ func TestHomesLearntFromCommitsAndReads(t *testing.T) {
 		t.Fatalf("release of a captured charge: %v", err)
 	}
 	// A hold refused (no such workspace) commits no charge: nothing learnt.
-	before := len(stores[0].homes.m)
+	before := stores[0].homes.len()
 	if _, err := a.Hold(ctx, ledger.HoldParams{WorkspaceID: "nope", IdempotencyKey: "k2", Operation: "content_rewrite"}); err == nil {
 		t.Fatal("hold on a missing workspace succeeded")
 	}
-	if after := len(stores[0].homes.m); after != before {
+	if after := stores[0].homes.len(); after != before {
 		t.Fatalf("homes %d -> %d after a refused hold", before, after)
 	}
 	bal, err := a.Balance(ctx, "w")
