@@ -355,6 +355,9 @@ func decodeRecord(b []byte) (*record, error) {
 // JSON starts with '{', never with answerCharge.
 const answerCharge = 1
 
+// answerBytes is room for a typical hold's answer.
+const answerBytes = 160
+
 func appendAnswer(b []byte, r *ledger.ChargeResult) ([]byte, error) {
 	if r.Charge == nil || r.Balance == nil || r.Err != nil {
 		j, err := json.Marshal(r)
