@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/credits-dev/credits"
 	"github.com/credits-dev/credits/internal/pgtest"
@@ -30,8 +31,8 @@ func TestHomesPlaceAndBound(t *testing.T) {
 }
 
 // A store learns a charge's home from the hold it commits, or, for a
-// charge another instance made, from reading it; a batch that failed
-// teaches it nothing.
+// charge another instance made, from reading it; a refused hold teaches it
+// nothing.
 func TestHomesLearntFromCommitsAndReads(t *testing.T) {
 	ctx := context.Background()
 	url := pgtest.URL(t)
@@ -95,5 +96,33 @@ func TestHomesLearntFromCommitsAndReads(t *testing.T) {
 	}
 	if err := ledger.Check(ctx, stores[0]); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// A transaction whose commit fails leaves no home behind: the charge it
+// wrote does not exist.
+func TestHomesNotLearntFromAFailedCommit(t *testing.T) {
+	ctx := context.Background()
+	st, err := Open(ctx, pgtest.URL(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	tx, err := st.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now().UTC()
+	// A quantity of 0 fails the table's check, and so the commit.
+	ch := credits.Charge{ID: "ch_lost", WorkspaceID: "w", Operation: "content_rewrite", Quantity: 0, Cost: 1,
+		Status: credits.StatusHeld, CreatedAt: now, ExpiresAt: now.Add(time.Hour)}
+	if err := tx.Write(ctx, &ledger.Changes{NewCharges: []credits.Charge{ch}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := tx.Commit(); err == nil {
+		t.Fatal("a charge of quantity 0 committed")
+	}
+	if n := st.homes.len(); n != 0 {
+		t.Fatalf("%d homes after a failed commit", n)
 	}
 }
