@@ -54,7 +54,7 @@ func (c *cache) committed(s *state) {
 	defer c.mu.Unlock()
 	for id, a := range s.accounts {
 		if len(c.accounts) >= c.maxAccounts {
-			evict(c.accounts, c.maxAccounts/8+1)
+			Evict(c.accounts, c.maxAccounts/8+1)
 		}
 		c.accounts[id] = *a
 	}
@@ -65,7 +65,7 @@ func (c *cache) committed(s *state) {
 			continue
 		}
 		if len(c.held) >= c.maxHeld {
-			evict(c.held, c.maxHeld/8+1)
+			Evict(c.held, c.maxHeld/8+1)
 		}
 		c.held[id] = *ch
 	}
@@ -84,7 +84,10 @@ func (c *cache) forget(s *state) {
 	}
 }
 
-func evict[V any](m map[string]V, n int) {
+// Evict deletes n arbitrary entries of m (all, if it has fewer): a cache
+// past its bound lets go of some at random (Go's map order is random enough
+// to spread it), so its memory stays flat. The stores' own caches use it too.
+func Evict[V any](m map[string]V, n int) {
 	for k := range m {
 		if n == 0 {
 			return

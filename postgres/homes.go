@@ -1,6 +1,10 @@
 package postgres
 
-import "sync"
+import (
+	"sync"
+
+	"github.com/credits-dev/credits/ledger"
+)
 
 // maxHomes bounds the charges whose workspace a Store remembers (about 100
 // bytes each): holds are captured within minutes, so the newest are the
@@ -24,8 +28,7 @@ type homes struct {
 }
 
 // put remembers the homes of pairs (charge id, workspace id, ...). Past
-// maxHomes an arbitrary eighth is forgotten (Go's map order is random
-// enough to spread it).
+// maxHomes an arbitrary eighth is forgotten, as in the engine's cache.
 func (h *homes) put(pairs []string) {
 	if len(pairs) == 0 {
 		return
@@ -37,13 +40,7 @@ func (h *homes) put(pairs []string) {
 	}
 	for i := 0; i+1 < len(pairs); i += 2 {
 		if _, ok := h.m[pairs[i]]; !ok && len(h.m) >= maxHomes {
-			n := maxHomes/8 + 1
-			for k := range h.m {
-				delete(h.m, k)
-				if n--; n == 0 {
-					break
-				}
-			}
+			ledger.Evict(h.m, maxHomes/8+1)
 		}
 		h.m[pairs[i]] = pairs[i+1]
 	}
@@ -62,10 +59,4 @@ func (h *homes) place(charges []string) (known, unknown []string) {
 		}
 	}
 	return known, unknown
-}
-
-func (h *homes) len() int {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	return len(h.m)
 }

@@ -126,3 +126,10 @@ func TestHomesNotLearntFromAFailedCommit(t *testing.T) {
 		t.Fatalf("%d homes after a failed commit", n)
 	}
 }
+
+// len is how many homes h remembers.
+func (h *homes) len() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return len(h.m)
+}
