@@ -2,7 +2,6 @@ package sqlite
 
 import (
 	"context"
-	"database/sql/driver"
 	"encoding/json"
 	"fmt"
 	"log/slog"
@@ -358,6 +357,9 @@ var (
 )
 
 const (
+	qBegin           = `BEGIN IMMEDIATE`
+	qCommit          = `COMMIT`
+	qRollback        = `ROLLBACK`
 	qSetMaterialized = `UPDATE journal_state SET materialized = ?`
 	qLedgerHead      = `SELECT seq FROM ledger_heads WHERE workspace_id = ?`
 	// The tail's keys, into the index in its order (see idemtail.go).
@@ -366,7 +368,7 @@ const (
 )
 
 var materializeQueries = func() []string {
-	qs := []string{qSetMaterialized, qLedgerHead, qIndexIdem, qSetIndexed}
+	qs := []string{qBegin, qCommit, qRollback, qSetMaterialized, qLedgerHead, qIndexIdem, qSetIndexed}
 	for _, b := range []bulk{bulkWorkspaces, bulkCycles, bulkCharges, bulkEntries, bulkHeads, bulkIdem} {
 		qs = append(qs, b.queries...)
 	}
@@ -375,11 +377,11 @@ var materializeQueries = func() []string {
 
 // execBulk writes one table's rows of a window: args holds the rows'
 // values, b.cols a row.
-func (r *rawConn) execBulk(ctx context.Context, b bulk, args []any) error {
+func (c *liteConn) execBulk(ctx context.Context, b bulk, args []any) error {
 	rows := len(args) / b.cols
 	for i, n := range bulkSizes {
 		for ; rows >= n; rows -= n {
-			if err := r.exec(ctx, b.queries[i], args[:n*b.cols]...); err != nil {
+			if err := c.exec(ctx, b.queries[i], args[:n*b.cols]...); err != nil {
 				return err
 			}
 			// A window is tens of milliseconds of SQLite on this
@@ -396,16 +398,11 @@ func (r *rawConn) execBulk(ctx context.Context, b bulk, args []any) error {
 }
 
 // materialize writes a window of batches into the tables in one
-// transaction, on the writer connection's driver connection (see rawConn).
+// transaction, on the materializer's connection (see liteConn).
 func (s *Store) materialize(ctx context.Context, window []*record) error {
 	ctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
-	var w written
-	err := s.onRaw(ctx, func(dc any) error {
-		var err error
-		w, err = s.materializeOn(ctx, dc, window)
-		return err
-	})
+	w, err := s.materializeWindow(ctx, window)
 	if err != nil {
 		return err
 	}
@@ -435,24 +432,19 @@ type written struct {
 	indexed bool             // whether every row up to it is in idempotency_index
 }
 
-// materializeOn writes the window in one transaction on the driver
-// connection dc and commits it.
-func (s *Store) materializeOn(ctx context.Context, dc any, window []*record) (w written, err error) {
+// materializeWindow writes the window in one transaction and commits it.
+func (s *Store) materializeWindow(ctx context.Context, window []*record) (w written, err error) {
 	m := &s.merged
 	m.fill(window)
 	defer m.reset()
-	b, ok := dc.(driver.ConnBeginTx)
-	if !ok {
-		return w, fmt.Errorf("sqlite: the driver connection %T cannot begin with options", dc)
-	}
-	tx, err := b.BeginTx(ctx, driver.TxOptions{})
-	if err != nil {
+	c := s.lite
+	if err := c.exec(ctx, qBegin); err != nil {
 		return w, err
 	}
 	committed := false
 	defer func() {
 		if !committed {
-			_ = tx.Rollback() // the error that brought us here is the one to report
+			_ = c.exec(context.Background(), qRollback) // the error that brought us here is the one to report
 		}
 	}()
 	// Rows go out 256 at a time as they are made (execBulk writes a
@@ -468,7 +460,7 @@ func (s *Store) materializeOn(ctx context.Context, dc any, window []*record) (w 
 		if len(args) < bulkSizes[0]*b.cols {
 			return nil
 		}
-		err := s.raw.execBulk(ctx, b, args)
+		err := c.execBulk(ctx, b, args)
 		args = args[:0]
 		return err
 	}
@@ -477,7 +469,7 @@ func (s *Store) materializeOn(ctx context.Context, dc any, window []*record) (w 
 	// statement, though this connection checks none), each in key order:
 	// b-tree inserts in order touch each page once. Every value is a driver
 	// value (int64, string, []byte, nil): nothing converts them (see
-	// rawConn).
+	// liteConn).
 	if len(m.workspaces) > 0 {
 		args = args[:0]
 		for _, id := range sortedMapKeys(m.workspaces) {
@@ -488,7 +480,7 @@ func (s *Store) materializeOn(ctx context.Context, dc any, window []*record) (w 
 				return w, fmt.Errorf("workspaces: %w", err)
 			}
 		}
-		if err := s.raw.execBulk(ctx, bulkWorkspaces, args); err != nil {
+		if err := c.execBulk(ctx, bulkWorkspaces, args); err != nil {
 			return w, fmt.Errorf("workspaces: %w", err)
 		}
 	}
@@ -506,7 +498,7 @@ func (s *Store) materializeOn(ctx context.Context, dc any, window []*record) (w 
 				return w, fmt.Errorf("cycles: %w", err)
 			}
 		}
-		if err := s.raw.execBulk(ctx, bulkCycles, args); err != nil {
+		if err := c.execBulk(ctx, bulkCycles, args); err != nil {
 			return w, fmt.Errorf("cycles: %w", err)
 		}
 	}
@@ -528,7 +520,7 @@ func (s *Store) materializeOn(ctx context.Context, dc any, window []*record) (w 
 				return w, fmt.Errorf("charges: %w", err)
 			}
 		}
-		if err := s.raw.execBulk(ctx, bulkCharges, args); err != nil {
+		if err := c.execBulk(ctx, bulkCharges, args); err != nil {
 			return w, fmt.Errorf("charges: %w", err)
 		}
 	}
@@ -542,7 +534,7 @@ func (s *Store) materializeOn(ctx context.Context, dc any, window []*record) (w 
 				prev, ok := heads[e.WorkspaceID]
 				if !ok {
 					if prev, ok = s.heads[e.WorkspaceID]; !ok {
-						if prev, _, err = s.raw.queryInt64(ctx, qLedgerHead, e.WorkspaceID); err != nil {
+						if prev, _, err = c.queryInt64(ctx, qLedgerHead, e.WorkspaceID); err != nil {
 							return w, fmt.Errorf("ledger head of %s: %w", e.WorkspaceID, err)
 						}
 					}
@@ -558,7 +550,7 @@ func (s *Store) materializeOn(ctx context.Context, dc any, window []*record) (w 
 				}
 			}
 		}
-		if err := s.raw.execBulk(ctx, bulkEntries, args); err != nil {
+		if err := c.execBulk(ctx, bulkEntries, args); err != nil {
 			return w, fmt.Errorf("entries: %w", err)
 		}
 		args = args[:0]
@@ -568,7 +560,7 @@ func (s *Store) materializeOn(ctx context.Context, dc any, window []*record) (w 
 				return w, fmt.Errorf("ledger heads: %w", err)
 			}
 		}
-		if err := s.raw.execBulk(ctx, bulkHeads, args); err != nil {
+		if err := c.execBulk(ctx, bulkHeads, args); err != nil {
 			return w, fmt.Errorf("ledger heads: %w", err)
 		}
 	}
@@ -590,23 +582,23 @@ func (s *Store) materializeOn(ctx context.Context, dc any, window []*record) (w 
 			}
 			s.tailNew = append(s.tailNew, tailKey{hash: h, seq: w.idemSeq})
 		}
-		if err := s.raw.execBulk(ctx, bulkIdem, args); err != nil {
+		if err := c.execBulk(ctx, bulkIdem, args); err != nil {
 			return w, fmt.Errorf("idempotency keys: %w", err)
 		}
 		if s.tail.len()+len(s.tailNew) >= s.tailMax {
-			if err := s.raw.exec(ctx, qIndexIdem, s.indexed); err != nil {
+			if err := c.exec(ctx, qIndexIdem, s.indexed); err != nil {
 				return w, fmt.Errorf("indexing idempotency keys: %w", err)
 			}
-			if err := s.raw.exec(ctx, qSetIndexed, w.idemSeq); err != nil {
+			if err := c.exec(ctx, qSetIndexed, w.idemSeq); err != nil {
 				return w, err
 			}
 			w.indexed = true
 		}
 	}
-	if err := s.raw.exec(ctx, qSetMaterialized, int64(window[len(window)-1].Batch)); err != nil {
+	if err := c.exec(ctx, qSetMaterialized, int64(window[len(window)-1].Batch)); err != nil {
 		return w, err
 	}
-	if err := tx.Commit(); err != nil {
+	if err := c.exec(ctx, qCommit); err != nil {
 		return w, err
 	}
 	committed = true

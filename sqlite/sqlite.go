@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"net/url"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -56,10 +57,10 @@ var migrations = []migration{{sql: schemaV1}, {sql: schemaV2}, {sql: schemaV3}, 
 
 // Store is the SQLite store. It implements ledger.Store and auth.Store.
 type Store struct {
-	w     *sql.DB // the one writer connection: the materializer's, and the AI and auth records'
+	w     *sql.DB // the AI and auth records' writer connection (and the migrations')
 	r     *sql.DB // readers
 	path  string
-	raw   rawConn   // the materializer's statements, on w's driver connection
+	lite  *liteConn // the materializer's connection
 	reads stmtCache // the engine's lookups, on r
 	ckpt  checkpointer
 
@@ -97,44 +98,60 @@ var (
 	_ auth.Store   = (*Store)(nil)
 )
 
-func dsn(path string, readOnly bool) string {
-	q := url.Values{}
+// commonPragmas are every connection's.
+var commonPragmas = []string{
 	// 8 KiB pages: a batch's appends (charges, entries, keys) dirty fewer
 	// pages, so its commit writes fewer WAL frames; measured faster than 4
 	// and 16 KiB with BenchmarkPairs. It applies to new files only.
-	q.Add("_pragma", "page_size(8192)")
-	q.Add("_pragma", "journal_mode(WAL)")
+	"page_size(8192)",
+	"journal_mode(WAL)",
 	// FULL: in WAL mode every commit syncs the WAL. Charges are durable
 	// in the journal before the tables see them; the materializer's
 	// commits are synced so that a journal file can be deleted once the
 	// tables hold its batches.
-	q.Add("_pragma", "synchronous(FULL)")
-	q.Add("_pragma", "busy_timeout(10000)")
+	"synchronous(FULL)",
+	"busy_timeout(10000)",
+}
+
+// writerPragmas are the two connections' that write: the materializer's
+// (liteConn) and w's, the AI and auth records'.
+var writerPragmas = append(slices.Clip(commonPragmas),
+	// No foreign-key checks where rows are written: the cycles, charges
+	// and ledger entries that name a workspace are written only by the
+	// materializer, from batches the engine made for a workspace it had
+	// read, and checking it cost a lookup of the workspace per row
+	// (BenchmarkMaterialize 19.6, 20.0 and 18.9 µs a pair without, against
+	// 21.8, 21.6 and 22.5 with, in turn); an AI record may name a
+	// workspace the tables do not hold yet (it is in the journal). credits
+	// verify checks that every such row has its workspace
+	// (Snapshot.Orphans and the charges without one); the schema keeps its
+	// REFERENCES for the sqlite3 shell and any tool that asks.
+	"foreign_keys(0)",
+	// 8 MiB of page cache for the materializer: it writes all over the
+	// tables, and a page it must read back from the file costs a system
+	// call. (w reads and writes few pages: its cache fills only as far.)
+	"cache_size(-8192)",
+	// A multi-row statement keeps the pages it changes in a statement
+	// journal, to undo itself alone if a row fails: in memory, not in a
+	// temporary file written with a system call per page.
+	"temp_store(MEMORY)",
+	// No connection that writes checkpoints: the checkpointer does, on its
+	// own connection, so commits never wait for it.
+	"wal_autocheckpoint(0)",
+)
+
+func dsn(path string, readOnly bool) string {
+	q := url.Values{}
 	if readOnly {
+		for _, p := range commonPragmas {
+			q.Add("_pragma", p)
+		}
 		q.Add("_pragma", "query_only(1)")
 	} else {
-		// No foreign-key checks on the one connection that writes: the
-		// cycles, charges and ledger entries that name a workspace are
-		// written only by the materializer, from batches the engine made
-		// for a workspace it had read, and checking it cost a lookup of
-		// the workspace per row (BenchmarkMaterialize 19.6, 20.0 and 18.9
-		// µs a pair without, against 21.8, 21.6 and 22.5 with, in turn).
-		// credits verify checks that every such row has its workspace
-		// (Snapshot.Orphans and the charges without one); the schema keeps
-		// its REFERENCES for the sqlite3 shell and any tool that asks.
-		q.Add("_pragma", "foreign_keys(0)")
+		for _, p := range writerPragmas {
+			q.Add("_pragma", p)
+		}
 		q.Set("_txlock", "immediate")
-		// 8 MiB of page cache for the materializer: it writes all over
-		// the tables, and a page it must read back from the file costs a
-		// system call.
-		q.Add("_pragma", "cache_size(-8192)")
-		// A multi-row statement keeps the pages it changes in a statement
-		// journal, to undo itself alone if a row fails: in memory, not in
-		// a temporary file written with a system call per page.
-		q.Add("_pragma", "temp_store(MEMORY)")
-		// The writer never checkpoints: the checkpointer does, on its own
-		// connection, so commits never wait for it.
-		q.Add("_pragma", "wal_autocheckpoint(0)")
 	}
 	return "file:" + path + "?" + q.Encode()
 }
@@ -160,6 +177,7 @@ func Open(ctx context.Context, path string) (*Store, error) {
 		return nil, fmt.Errorf("sqlite: %s: %w", path, err)
 	}
 	if err := s.openWriter(ctx); err != nil {
+		s.lite.close() // nil when it did not open
 		w.Close()
 		s.lock.Close()
 		return nil, fmt.Errorf("sqlite: %s: %w", path, err)
@@ -169,6 +187,7 @@ func Open(ctx context.Context, path string) (*Store, error) {
 		if s.r != nil {
 			s.r.Close()
 		}
+		s.lite.close()
 		w.Close()
 		s.lock.Close()
 		return nil, fmt.Errorf("sqlite: %s: %w", path, err)
@@ -196,7 +215,12 @@ func (s *Store) openWriter(ctx context.Context) error {
 	if err := s.migrate(ctx); err != nil {
 		return err
 	}
-	if err := s.onRaw(ctx, func(dc any) error { return s.raw.prepare(ctx, materializeQueries) }); err != nil {
+	lite, err := openLite(s.path, writerPragmas)
+	if err != nil {
+		return err
+	}
+	s.lite = lite
+	if err := s.lite.prepare(materializeQueries); err != nil {
 		return err
 	}
 	var materialized uint64
@@ -277,7 +301,9 @@ func (s *Store) close() error {
 	s.mat.mu.Unlock()
 	jerr := s.j.close(all)
 	s.stopCheckpointer()
-	_ = s.onRaw(context.Background(), func(dc any) error { s.raw.close(dc); return nil }) // closing anyway
+	if e := s.lite.close(); jerr == nil {
+		jerr = e
+	}
 	s.reads.close()
 	err := s.r.Close()
 	if e := s.w.Close(); err == nil {

@@ -8,9 +8,9 @@ import (
 
 // Statements are prepared once, when the store opens: parsing SQL costs
 // more than running it, and the same few statements run all day. The
-// materializer's are prepared on the writer connection's driver connection
-// (see rawConn); the engine's lookups on the read pool, where database/sql
-// prepares them once per connection.
+// materializer's are prepared on its own connection (see liteConn); the
+// engine's lookups on the read pool, where database/sql prepares them once
+// per connection.
 var readQueries = []string{qAccount, qCharge, qCycle, qDue, qNextAfter, qIdem, qIdemSeq}
 
 type stmtCache struct {

@@ -1,0 +1,264 @@
+package sqlite
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"unsafe"
+
+	"modernc.org/libc"
+	sqlite3 "modernc.org/sqlite/lib"
+)
+
+// liteConn is the materializer's own connection, opened and driven with
+// SQLite's C API (the driver's transpiled library, modernc.org/sqlite/lib)
+// instead of through database/sql and the driver. The driver opens every
+// connection SQLITE_OPEN_FULLMUTEX, so each argument bound takes and
+// releases the connection's recursive mutex, and it copies each text and
+// blob argument into memory of its own, allocated and freed per argument:
+// in a CPU profile of credits bench (engine/sqlite/many) binding was 10.6%
+// of the process, 7% of it those mutexes. This connection is opened
+// SQLITE_OPEN_NOMUTEX (one goroutine uses it at a time: the materializer,
+// or Open and Close while the materializer is not running) and copies a
+// statement's text and blob arguments into one buffer it keeps, bound
+// SQLITE_STATIC.
+//
+// It runs the statements the materializer needs and nothing else: every
+// statement is prepared once, and every execution binds all of its
+// parameters (so a binding left pointing into the buffer from an earlier
+// execution is never read).
+type liteConn struct {
+	tls   *libc.TLS
+	db    uintptr
+	cell  uintptr // 8 bytes of C memory: out-parameters
+	stmts map[string]liteStmt
+	buf   uintptr // C memory the text and blob arguments are copied into
+	bufN  int
+}
+
+type liteStmt struct {
+	p      uintptr
+	params int
+}
+
+// cell reads a pointer SQLite wrote to c.cell. unsafe.Add keeps go vet's
+// unsafeptr check satisfied: the address is C memory, not Go's.
+func (c *liteConn) cellPtr() uintptr { return *(*uintptr)(unsafe.Add(nil, c.cell)) }
+
+// cmem is n bytes of C memory at p, as a Go slice.
+func cmem(p uintptr, n int) []byte { return unsafe.Slice((*byte)(unsafe.Add(nil, p)), n) }
+
+// openLite opens the database file at path (which must exist, in WAL
+// mode) and runs the pragmas on it.
+func openLite(path string, pragmas []string) (_ *liteConn, err error) {
+	c := &liteConn{tls: libc.NewTLS(), stmts: map[string]liteStmt{}}
+	defer func() {
+		if err != nil {
+			c.close()
+		}
+	}()
+	if c.cell = libc.Xmalloc(c.tls, 8); c.cell == 0 {
+		return nil, errors.New("sqlite: out of memory")
+	}
+	name, err := libc.CString(path)
+	if err != nil {
+		return nil, err
+	}
+	defer libc.Xfree(c.tls, name)
+	rc := sqlite3.Xsqlite3_open_v2(c.tls, name, c.cell, sqlite3.SQLITE_OPEN_READWRITE|sqlite3.SQLITE_OPEN_NOMUTEX, 0)
+	c.db = c.cellPtr()
+	if rc != sqlite3.SQLITE_OK {
+		if c.db == 0 {
+			return nil, fmt.Errorf("sqlite: opening %s: %s", path, libc.GoString(sqlite3.Xsqlite3_errstr(c.tls, rc)))
+		}
+		return nil, fmt.Errorf("sqlite: opening %s: %w", path, c.err(rc))
+	}
+	sqlite3.Xsqlite3_extended_result_codes(c.tls, c.db, 1)
+	for _, p := range pragmas {
+		if err := c.exec(context.Background(), "PRAGMA "+p); err != nil {
+			return nil, fmt.Errorf("sqlite: PRAGMA %s: %w", p, err)
+		}
+	}
+	return c, nil
+}
+
+// liteError is an error SQLite returned, with its extended result code.
+type liteError struct {
+	code int32
+	msg  string
+}
+
+func (e *liteError) Error() string { return fmt.Sprintf("%s (%d)", e.msg, e.code) }
+
+func (c *liteConn) err(rc int32) error {
+	return &liteError{code: rc, msg: libc.GoString(sqlite3.Xsqlite3_errmsg(c.tls, c.db))}
+}
+
+func (c *liteConn) stmt(q string) (liteStmt, error) {
+	if st, ok := c.stmts[q]; ok {
+		return st, nil
+	}
+	z, err := libc.CString(q)
+	if err != nil {
+		return liteStmt{}, err
+	}
+	defer libc.Xfree(c.tls, z)
+	if rc := sqlite3.Xsqlite3_prepare_v2(c.tls, c.db, z, -1, c.cell, 0); rc != sqlite3.SQLITE_OK {
+		return liteStmt{}, fmt.Errorf("preparing %q: %w", q, c.err(rc))
+	}
+	st := liteStmt{p: c.cellPtr()}
+	if st.p == 0 {
+		return liteStmt{}, fmt.Errorf("preparing %q: no statement", q)
+	}
+	st.params = int(sqlite3.Xsqlite3_bind_parameter_count(c.tls, st.p))
+	c.stmts[q] = st
+	return st, nil
+}
+
+// prepare prepares the queries now, so that a mistake in one stops Open.
+func (c *liteConn) prepare(queries []string) error {
+	for _, q := range queries {
+		if _, err := c.stmt(q); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// bind binds args, which must be driver values (int64, string, []byte or
+// nil), to every parameter of st.
+func (c *liteConn) bind(q string, st liteStmt, args []any) error {
+	if len(args) != st.params {
+		return fmt.Errorf("%q: %d arguments for %d parameters", q, len(args), st.params)
+	}
+	n := 0
+	for _, v := range args {
+		switch x := v.(type) {
+		case string:
+			n += len(x)
+		case []byte:
+			n += len(x)
+		}
+	}
+	if n > c.bufN {
+		size := max(n, 2*c.bufN, 64<<10)
+		p := libc.Xrealloc(c.tls, c.buf, uint64(size))
+		if p == 0 {
+			return errors.New("sqlite: out of memory")
+		}
+		c.buf, c.bufN = p, size
+	}
+	buf := cmem(c.buf, c.bufN)
+	off := 0
+	for i, v := range args {
+		col := int32(i + 1)
+		var rc int32
+		switch x := v.(type) {
+		case int64:
+			rc = sqlite3.Xsqlite3_bind_int64(c.tls, st.p, col, x)
+		case string:
+			copy(buf[off:], x)
+			rc = sqlite3.Xsqlite3_bind_text(c.tls, st.p, col, c.buf+uintptr(off), int32(len(x)), 0)
+			off += len(x)
+		case []byte:
+			if x == nil {
+				rc = sqlite3.Xsqlite3_bind_null(c.tls, st.p, col)
+				break
+			}
+			copy(buf[off:], x)
+			rc = sqlite3.Xsqlite3_bind_blob(c.tls, st.p, col, c.buf+uintptr(off), int32(len(x)), 0)
+			off += len(x)
+		case nil:
+			rc = sqlite3.Xsqlite3_bind_null(c.tls, st.p, col)
+		default:
+			return fmt.Errorf("%q: argument %d is a %T, not a driver value", q, i+1, v)
+		}
+		if rc != sqlite3.SQLITE_OK {
+			return fmt.Errorf("%q: binding argument %d: %w", q, i+1, c.err(rc))
+		}
+	}
+	return nil
+}
+
+// exec runs q with args to its end.
+func (c *liteConn) exec(ctx context.Context, q string, args ...any) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	st, err := c.stmt(q)
+	if err != nil {
+		return err
+	}
+	if err := c.bind(q, st, args); err != nil {
+		return err
+	}
+	for {
+		switch rc := sqlite3.Xsqlite3_step(c.tls, st.p); rc {
+		case sqlite3.SQLITE_ROW:
+			continue
+		case sqlite3.SQLITE_DONE:
+			sqlite3.Xsqlite3_reset(c.tls, st.p)
+			return nil
+		default:
+			err := c.err(rc)
+			sqlite3.Xsqlite3_reset(c.tls, st.p)
+			return err
+		}
+	}
+}
+
+// queryInt64 runs q, which selects one integer column, and returns the
+// first row's value; ok is false when there is no row.
+func (c *liteConn) queryInt64(ctx context.Context, q string, args ...any) (v int64, ok bool, err error) {
+	if err := ctx.Err(); err != nil {
+		return 0, false, err
+	}
+	st, err := c.stmt(q)
+	if err != nil {
+		return 0, false, err
+	}
+	if err := c.bind(q, st, args); err != nil {
+		return 0, false, err
+	}
+	defer sqlite3.Xsqlite3_reset(c.tls, st.p)
+	switch rc := sqlite3.Xsqlite3_step(c.tls, st.p); rc {
+	case sqlite3.SQLITE_DONE:
+		return 0, false, nil
+	case sqlite3.SQLITE_ROW:
+		if t := sqlite3.Xsqlite3_column_type(c.tls, st.p, 0); t != sqlite3.SQLITE_INTEGER {
+			return 0, false, fmt.Errorf("%q: an integer was expected, got column type %d", q, t)
+		}
+		return sqlite3.Xsqlite3_column_int64(c.tls, st.p, 0), true, nil
+	default:
+		return 0, false, c.err(rc)
+	}
+}
+
+// close finalizes the statements and closes the connection.
+func (c *liteConn) close() error {
+	if c == nil || c.tls == nil {
+		return nil
+	}
+	for _, st := range c.stmts {
+		sqlite3.Xsqlite3_finalize(c.tls, st.p)
+	}
+	c.stmts = nil
+	var err error
+	if c.db != 0 {
+		if rc := sqlite3.Xsqlite3_close_v2(c.tls, c.db); rc != sqlite3.SQLITE_OK {
+			err = c.err(rc)
+		}
+		c.db = 0
+	}
+	if c.buf != 0 {
+		libc.Xfree(c.tls, c.buf)
+		c.buf, c.bufN = 0, 0
+	}
+	if c.cell != 0 {
+		libc.Xfree(c.tls, c.cell)
+		c.cell = 0
+	}
+	c.tls.Close()
+	c.tls = nil
+	return err
+}

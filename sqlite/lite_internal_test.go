@@ -1,0 +1,199 @@
+package sqlite
+
+import (
+	"bytes"
+	"context"
+	"database/sql"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// newLite makes a database with table t in WAL mode (through the driver,
+// as Open does) and opens the materializer's connection on it.
+func newLite(t *testing.T) (*liteConn, *sql.DB) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "lite.db")
+	db, err := sql.Open("sqlite", dsn(path, false))
+	if err != nil {
+		t.Fatal(err)
+	}
+	db.SetMaxOpenConns(1)
+	t.Cleanup(func() { db.Close() })
+	if _, err := db.Exec(`CREATE TABLE t (id INTEGER PRIMARY KEY, i INTEGER, s TEXT, b BLOB, n TEXT)`); err != nil {
+		t.Fatal(err)
+	}
+	c, err := openLite(path, writerPragmas)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := c.close(); err != nil {
+			t.Error(err)
+		}
+	})
+	return c, db
+}
+
+// Every kind of argument arrives as itself, in multi-row statements whose
+// text and blob arguments share the connection's buffer (grown past its
+// first size here), and one statement's arguments do not leak into the
+// next's.
+func TestLiteConnBinds(t *testing.T) {
+	ctx := context.Background()
+	c, db := newLite(t)
+	long := strings.Repeat("x", 100_000) // past the buffer's first 64 KiB
+	type row struct {
+		id   int64
+		i    int64
+		s    any
+		b    any
+		n    any
+		want [4]string // typeof(i), typeof(s), typeof(b), typeof(n)
+	}
+	rows := []row{
+		{1, -7, "héllo", []byte{0, 1, 2, 255}, nil, [4]string{"integer", "text", "blob", "null"}},
+		{2, 1 << 62, "", []byte{}, []byte(nil), [4]string{"integer", "text", "blob", "null"}},
+		{3, 0, long, []byte("after the long one"), "n", [4]string{"integer", "text", "blob", "text"}},
+	}
+	q := `INSERT INTO t (id, i, s, b, n) VALUES (?, ?, ?, ?, ?), (?, ?, ?, ?, ?)`
+	args := []any{}
+	for _, r := range rows[:2] {
+		args = append(args, r.id, r.i, r.s, r.b, r.n)
+	}
+	if err := c.exec(ctx, `BEGIN IMMEDIATE`); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.exec(ctx, q, args...); err != nil {
+		t.Fatal(err)
+	}
+	r := rows[2]
+	if err := c.exec(ctx, `INSERT INTO t (id, i, s, b, n) VALUES (?, ?, ?, ?, ?)`, r.id, r.i, r.s, r.b, r.n); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.exec(ctx, `COMMIT`); err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range rows {
+		var i int64
+		var s, n sql.NullString
+		var b []byte
+		var types [4]string
+		if err := db.QueryRow(`SELECT i, s, b, n, typeof(i), typeof(s), typeof(b), typeof(n) FROM t WHERE id = ?`, r.id).
+			Scan(&i, &s, &b, &n, &types[0], &types[1], &types[2], &types[3]); err != nil {
+			t.Fatalf("row %d: %v", r.id, err)
+		}
+		if types != r.want {
+			t.Errorf("row %d: types %v, want %v", r.id, types, r.want)
+		}
+		if i != r.i || s.String != r.s.(string) {
+			t.Errorf("row %d: i %d s %.20q, want %d %.20q", r.id, i, s.String, r.i, r.s)
+		}
+		if wb, _ := r.b.([]byte); !bytes.Equal(b, wb) {
+			t.Errorf("row %d: b %q, want %q", r.id, b, wb)
+		}
+		if wn, ok := r.n.(string); ok != n.Valid || n.String != wn {
+			t.Errorf("row %d: n %v, want %v", r.id, n, r.n)
+		}
+	}
+
+	v, ok, err := c.queryInt64(ctx, `SELECT i FROM t WHERE id = ?`, int64(2))
+	if err != nil || !ok || v != 1<<62 {
+		t.Fatalf("queryInt64 = %d %v %v", v, ok, err)
+	}
+	if _, ok, err := c.queryInt64(ctx, `SELECT i FROM t WHERE id = ?`, int64(99)); err != nil || ok {
+		t.Fatalf("queryInt64 of no row = %v %v", ok, err)
+	}
+	if _, _, err := c.queryInt64(ctx, `SELECT s FROM t WHERE id = ?`, int64(1)); err == nil || !strings.Contains(err.Error(), "integer") {
+		t.Fatalf("queryInt64 of text: %v", err)
+	}
+}
+
+// Mistakes come back as errors naming what went wrong, and leave the
+// statement usable.
+func TestLiteConnErrors(t *testing.T) {
+	ctx := context.Background()
+	c, db := newLite(t)
+	ins := `INSERT INTO t (id, s) VALUES (?, ?)`
+	cases := []struct {
+		name string
+		q    string
+		args []any
+		want string
+	}{
+		{"too few arguments", ins, []any{int64(1)}, "1 arguments for 2 parameters"},
+		{"not a driver value", ins, []any{1, "a"}, "argument 1 is a int"},
+		{"bad SQL", `INSERT INTO nowhere VALUES (?)`, []any{int64(1)}, "no such table"},
+		{"constraint", ins, []any{int64(1), "again"}, "UNIQUE constraint failed"},
+	}
+	if err := c.exec(ctx, ins, int64(1), "first"); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range cases {
+		if err := c.exec(ctx, tc.q, tc.args...); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: %v, want an error with %q", tc.name, err, tc.want)
+		}
+	}
+	if err := c.exec(ctx, ins, int64(2), "second"); err != nil {
+		t.Fatalf("after the errors: %v", err)
+	}
+	var n int
+	if err := db.QueryRow(`SELECT COUNT(*) FROM t`).Scan(&n); err != nil || n != 2 {
+		t.Fatalf("rows %d %v, want 2", n, err)
+	}
+	cancelled, cancel := context.WithCancel(ctx)
+	cancel()
+	if err := c.exec(cancelled, ins, int64(3), "third"); err == nil {
+		t.Fatal("exec ran with its context done")
+	}
+}
+
+// The materializer's connection and w (the AI and auth records') both
+// write: one waits for the other's transaction instead of failing.
+func TestLiteConnWaitsForTheOtherWriter(t *testing.T) {
+	ctx := context.Background()
+	c, db := newLite(t)
+	if err := c.exec(ctx, `BEGIN IMMEDIATE`); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.exec(ctx, `INSERT INTO t (id, s) VALUES (?, ?)`, int64(1), "lite"); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		_, err := db.Exec(`INSERT INTO t (id, s) VALUES (2, 'w')`)
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		t.Fatalf("w wrote while the other writer held its transaction: %v", err)
+	case <-time.After(100 * time.Millisecond):
+	}
+	if err := c.exec(ctx, `COMMIT`); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("w after the commit: %v", err)
+	}
+	// And the other way round.
+	tx, err := db.Begin()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.Exec(`INSERT INTO t (id, s) VALUES (3, 'w')`); err != nil {
+		t.Fatal(err)
+	}
+	go func() { done <- c.exec(ctx, `INSERT INTO t (id, s) VALUES (?, ?)`, int64(4), "lite") }()
+	time.Sleep(100 * time.Millisecond)
+	if err := tx.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("lite after w's commit: %v", err)
+	}
+	var n int
+	if err := db.QueryRow(`SELECT COUNT(*) FROM t`).Scan(&n); err != nil || n != 4 {
+		t.Fatalf("rows %d %v, want 4", n, err)
+	}
+}
