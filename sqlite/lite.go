@@ -125,20 +125,65 @@ func (c *liteConn) prepare(queries []string) error {
 	return nil
 }
 
-// bind binds args, which must be driver values (int64, string, []byte or
-// nil), to every parameter of st.
-func (c *liteConn) bind(q string, st liteStmt, args []any) error {
+// A liteArg is one argument of a statement on liteConn, held without an
+// interface: boxed in one, each int64 and string of a window's rows was an
+// allocation of its own, about 60 a pair.
+type liteArg struct {
+	kind argKind
+	i    int64
+	s    string
+	b    []byte
+}
+
+type argKind uint8
+
+const (
+	argNull argKind = iota // the zero liteArg is NULL
+	argInt
+	argText
+	argBlob
+)
+
+// liteArgs appends arguments: args = args.int(1).text("a").
+type liteArgs []liteArg
+
+func (a liteArgs) int(v int64) liteArgs   { return append(a, liteArg{kind: argInt, i: v}) }
+func (a liteArgs) text(v string) liteArgs { return append(a, liteArg{kind: argText, s: v}) }
+func (a liteArgs) null() liteArgs         { return append(a, liteArg{}) }
+
+// blob appends v, or NULL when v is nil (an empty, non-nil v is an empty
+// blob), as the driver binds a []byte.
+func (a liteArgs) blob(v []byte) liteArgs {
+	if v == nil {
+		return a.null()
+	}
+	return append(a, liteArg{kind: argBlob, b: v})
+}
+
+// textOrNull appends *p, or NULL when p is nil.
+func (a liteArgs) textOrNull(p *string) liteArgs {
+	if p == nil {
+		return a.null()
+	}
+	return a.text(*p)
+}
+
+// nonEmpty appends v, or NULL when v is empty.
+func (a liteArgs) nonEmpty(v string) liteArgs {
+	if v == "" {
+		return a.null()
+	}
+	return a.text(v)
+}
+
+// bind binds args to every parameter of st.
+func (c *liteConn) bind(q string, st liteStmt, args []liteArg) error {
 	if len(args) != st.params {
 		return fmt.Errorf("%q: %d arguments for %d parameters", q, len(args), st.params)
 	}
 	n := 0
-	for _, v := range args {
-		switch x := v.(type) {
-		case string:
-			n += len(x)
-		case []byte:
-			n += len(x)
-		}
+	for i := range args {
+		n += len(args[i].s) + len(args[i].b)
 	}
 	if n > c.bufN {
 		size := max(n, 2*c.bufN, 64<<10)
@@ -150,28 +195,25 @@ func (c *liteConn) bind(q string, st liteStmt, args []any) error {
 	}
 	buf := cmem(c.buf, c.bufN)
 	off := 0
-	for i, v := range args {
+	for i := range args {
+		a := &args[i]
 		col := int32(i + 1)
 		var rc int32
-		switch x := v.(type) {
-		case int64:
-			rc = sqlite3.Xsqlite3_bind_int64(c.tls, st.p, col, x)
-		case string:
-			copy(buf[off:], x)
-			rc = sqlite3.Xsqlite3_bind_text(c.tls, st.p, col, c.buf+uintptr(off), int32(len(x)), 0)
-			off += len(x)
-		case []byte:
-			if x == nil {
-				rc = sqlite3.Xsqlite3_bind_null(c.tls, st.p, col)
-				break
-			}
-			copy(buf[off:], x)
-			rc = sqlite3.Xsqlite3_bind_blob(c.tls, st.p, col, c.buf+uintptr(off), int32(len(x)), 0)
-			off += len(x)
-		case nil:
+		switch a.kind {
+		case argInt:
+			rc = sqlite3.Xsqlite3_bind_int64(c.tls, st.p, col, a.i)
+		case argText:
+			copy(buf[off:], a.s)
+			rc = sqlite3.Xsqlite3_bind_text(c.tls, st.p, col, c.buf+uintptr(off), int32(len(a.s)), 0)
+			off += len(a.s)
+		case argBlob:
+			copy(buf[off:], a.b)
+			rc = sqlite3.Xsqlite3_bind_blob(c.tls, st.p, col, c.buf+uintptr(off), int32(len(a.b)), 0)
+			off += len(a.b)
+		case argNull:
 			rc = sqlite3.Xsqlite3_bind_null(c.tls, st.p, col)
 		default:
-			return fmt.Errorf("%q: argument %d is a %T, not a driver value", q, i+1, v)
+			return fmt.Errorf("%q: argument %d has no kind %d", q, i+1, a.kind)
 		}
 		if rc != sqlite3.SQLITE_OK {
 			return fmt.Errorf("%q: binding argument %d: %w", q, i+1, c.err(rc))
@@ -181,7 +223,7 @@ func (c *liteConn) bind(q string, st liteStmt, args []any) error {
 }
 
 // exec runs q with args to its end.
-func (c *liteConn) exec(ctx context.Context, q string, args ...any) error {
+func (c *liteConn) exec(ctx context.Context, q string, args ...liteArg) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -209,7 +251,7 @@ func (c *liteConn) exec(ctx context.Context, q string, args ...any) error {
 
 // queryInt64 runs q, which selects one integer column, and returns the
 // first row's value; ok is false when there is no row.
-func (c *liteConn) queryInt64(ctx context.Context, q string, args ...any) (v int64, ok bool, err error) {
+func (c *liteConn) queryInt64(ctx context.Context, q string, args ...liteArg) (v int64, ok bool, err error) {
 	if err := ctx.Err(); err != nil {
 		return 0, false, err
 	}

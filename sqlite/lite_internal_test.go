@@ -44,68 +44,73 @@ func TestLiteConnBinds(t *testing.T) {
 	ctx := context.Background()
 	c, db := newLite(t)
 	long := strings.Repeat("x", 100_000) // past the buffer's first 64 KiB
+	member := "m"
 	type row struct {
-		id   int64
-		i    int64
-		s    any
-		b    any
-		n    any
-		want [4]string // typeof(i), typeof(s), typeof(b), typeof(n)
+		args  liteArgs
+		i     int64
+		s     string
+		b     []byte
+		n     *string
+		types [4]string // typeof(i), typeof(s), typeof(b), typeof(n)
 	}
 	rows := []row{
-		{1, -7, "héllo", []byte{0, 1, 2, 255}, nil, [4]string{"integer", "text", "blob", "null"}},
-		{2, 1 << 62, "", []byte{}, []byte(nil), [4]string{"integer", "text", "blob", "null"}},
-		{3, 0, long, []byte("after the long one"), "n", [4]string{"integer", "text", "blob", "text"}},
+		{liteArgs{}.int(1).int(-7).text("héllo").blob([]byte{0, 1, 2, 255}).textOrNull(nil),
+			-7, "héllo", []byte{0, 1, 2, 255}, nil, [4]string{"integer", "text", "blob", "null"}},
+		{liteArgs{}.int(2).int(1 << 62).text("").blob([]byte{}).blob(nil),
+			1 << 62, "", []byte{}, nil, [4]string{"integer", "text", "blob", "null"}},
+		{liteArgs{}.int(3).int(0).text(long).blob([]byte("after the long one")).textOrNull(&member),
+			0, long, []byte("after the long one"), &member, [4]string{"integer", "text", "blob", "text"}},
+		{liteArgs{}.int(4).null().nonEmpty("kept").null().nonEmpty(""),
+			0, "kept", nil, nil, [4]string{"null", "text", "null", "null"}},
 	}
 	q := `INSERT INTO t (id, i, s, b, n) VALUES (?, ?, ?, ?, ?), (?, ?, ?, ?, ?)`
-	args := []any{}
-	for _, r := range rows[:2] {
-		args = append(args, r.id, r.i, r.s, r.b, r.n)
-	}
 	if err := c.exec(ctx, `BEGIN IMMEDIATE`); err != nil {
 		t.Fatal(err)
 	}
-	if err := c.exec(ctx, q, args...); err != nil {
+	if err := c.exec(ctx, q, append(rows[0].args, rows[1].args...)...); err != nil {
 		t.Fatal(err)
 	}
-	r := rows[2]
-	if err := c.exec(ctx, `INSERT INTO t (id, i, s, b, n) VALUES (?, ?, ?, ?, ?)`, r.id, r.i, r.s, r.b, r.n); err != nil {
-		t.Fatal(err)
+	one := `INSERT INTO t (id, i, s, b, n) VALUES (?, ?, ?, ?, ?)`
+	for _, r := range rows[2:] {
+		if err := c.exec(ctx, one, r.args...); err != nil {
+			t.Fatal(err)
+		}
 	}
 	if err := c.exec(ctx, `COMMIT`); err != nil {
 		t.Fatal(err)
 	}
-	for _, r := range rows {
-		var i int64
+	for id, r := range rows {
+		id++
+		var i sql.NullInt64
 		var s, n sql.NullString
 		var b []byte
 		var types [4]string
-		if err := db.QueryRow(`SELECT i, s, b, n, typeof(i), typeof(s), typeof(b), typeof(n) FROM t WHERE id = ?`, r.id).
+		if err := db.QueryRow(`SELECT i, s, b, n, typeof(i), typeof(s), typeof(b), typeof(n) FROM t WHERE id = ?`, id).
 			Scan(&i, &s, &b, &n, &types[0], &types[1], &types[2], &types[3]); err != nil {
-			t.Fatalf("row %d: %v", r.id, err)
+			t.Fatalf("row %d: %v", id, err)
 		}
-		if types != r.want {
-			t.Errorf("row %d: types %v, want %v", r.id, types, r.want)
+		if types != r.types {
+			t.Errorf("row %d: types %v, want %v", id, types, r.types)
 		}
-		if i != r.i || s.String != r.s.(string) {
-			t.Errorf("row %d: i %d s %.20q, want %d %.20q", r.id, i, s.String, r.i, r.s)
+		if i.Int64 != r.i || s.String != r.s {
+			t.Errorf("row %d: i %d s %.20q, want %d %.20q", id, i.Int64, s.String, r.i, r.s)
 		}
-		if wb, _ := r.b.([]byte); !bytes.Equal(b, wb) {
-			t.Errorf("row %d: b %q, want %q", r.id, b, wb)
+		if !bytes.Equal(b, r.b) {
+			t.Errorf("row %d: b %q, want %q", id, b, r.b)
 		}
-		if wn, ok := r.n.(string); ok != n.Valid || n.String != wn {
-			t.Errorf("row %d: n %v, want %v", r.id, n, r.n)
+		if (r.n != nil) != n.Valid || (r.n != nil && n.String != *r.n) {
+			t.Errorf("row %d: n %v, want %v", id, n, r.n)
 		}
 	}
 
-	v, ok, err := c.queryInt64(ctx, `SELECT i FROM t WHERE id = ?`, int64(2))
+	v, ok, err := c.queryInt64(ctx, `SELECT i FROM t WHERE id = ?`, liteArg{kind: argInt, i: 2})
 	if err != nil || !ok || v != 1<<62 {
 		t.Fatalf("queryInt64 = %d %v %v", v, ok, err)
 	}
-	if _, ok, err := c.queryInt64(ctx, `SELECT i FROM t WHERE id = ?`, int64(99)); err != nil || ok {
+	if _, ok, err := c.queryInt64(ctx, `SELECT i FROM t WHERE id = ?`, liteArg{kind: argInt, i: 99}); err != nil || ok {
 		t.Fatalf("queryInt64 of no row = %v %v", ok, err)
 	}
-	if _, _, err := c.queryInt64(ctx, `SELECT s FROM t WHERE id = ?`, int64(1)); err == nil || !strings.Contains(err.Error(), "integer") {
+	if _, _, err := c.queryInt64(ctx, `SELECT s FROM t WHERE id = ?`, liteArg{kind: argInt, i: 1}); err == nil || !strings.Contains(err.Error(), "integer") {
 		t.Fatalf("queryInt64 of text: %v", err)
 	}
 }
@@ -119,15 +124,15 @@ func TestLiteConnErrors(t *testing.T) {
 	cases := []struct {
 		name string
 		q    string
-		args []any
+		args liteArgs
 		want string
 	}{
-		{"too few arguments", ins, []any{int64(1)}, "1 arguments for 2 parameters"},
-		{"not a driver value", ins, []any{1, "a"}, "argument 1 is a int"},
-		{"bad SQL", `INSERT INTO nowhere VALUES (?)`, []any{int64(1)}, "no such table"},
-		{"constraint", ins, []any{int64(1), "again"}, "UNIQUE constraint failed"},
+		{"too few arguments", ins, liteArgs{}.int(1), "1 arguments for 2 parameters"},
+		{"no kind", ins, append(liteArgs{}.int(1), liteArg{kind: 9}), "argument 2 has no kind 9"},
+		{"bad SQL", `INSERT INTO nowhere VALUES (?)`, liteArgs{}.int(1), "no such table"},
+		{"constraint", ins, liteArgs{}.int(1).text("again"), "UNIQUE constraint failed"},
 	}
-	if err := c.exec(ctx, ins, int64(1), "first"); err != nil {
+	if err := c.exec(ctx, ins, liteArgs{}.int(1).text("first")...); err != nil {
 		t.Fatal(err)
 	}
 	for _, tc := range cases {
@@ -135,7 +140,7 @@ func TestLiteConnErrors(t *testing.T) {
 			t.Errorf("%s: %v, want an error with %q", tc.name, err, tc.want)
 		}
 	}
-	if err := c.exec(ctx, ins, int64(2), "second"); err != nil {
+	if err := c.exec(ctx, ins, liteArgs{}.int(2).text("second")...); err != nil {
 		t.Fatalf("after the errors: %v", err)
 	}
 	var n int
@@ -144,7 +149,7 @@ func TestLiteConnErrors(t *testing.T) {
 	}
 	cancelled, cancel := context.WithCancel(ctx)
 	cancel()
-	if err := c.exec(cancelled, ins, int64(3), "third"); err == nil {
+	if err := c.exec(cancelled, ins, liteArgs{}.int(3).text("third")...); err == nil {
 		t.Fatal("exec ran with its context done")
 	}
 }
@@ -157,7 +162,7 @@ func TestLiteConnWaitsForTheOtherWriter(t *testing.T) {
 	if err := c.exec(ctx, `BEGIN IMMEDIATE`); err != nil {
 		t.Fatal(err)
 	}
-	if err := c.exec(ctx, `INSERT INTO t (id, s) VALUES (?, ?)`, int64(1), "lite"); err != nil {
+	if err := c.exec(ctx, `INSERT INTO t (id, s) VALUES (?, ?)`, liteArgs{}.int(1).text("lite")...); err != nil {
 		t.Fatal(err)
 	}
 	done := make(chan error, 1)
@@ -184,7 +189,7 @@ func TestLiteConnWaitsForTheOtherWriter(t *testing.T) {
 	if _, err := tx.Exec(`INSERT INTO t (id, s) VALUES (3, 'w')`); err != nil {
 		t.Fatal(err)
 	}
-	go func() { done <- c.exec(ctx, `INSERT INTO t (id, s) VALUES (?, ?)`, int64(4), "lite") }()
+	go func() { done <- c.exec(ctx, `INSERT INTO t (id, s) VALUES (?, ?)`, liteArgs{}.int(4).text("lite")...) }()
 	time.Sleep(100 * time.Millisecond)
 	if err := tx.Commit(); err != nil {
 		t.Fatal(err)

@@ -377,7 +377,7 @@ var materializeQueries = func() []string {
 
 // execBulk writes one table's rows of a window: args holds the rows'
 // values, b.cols a row.
-func (c *liteConn) execBulk(ctx context.Context, b bulk, args []any) error {
+func (c *liteConn) execBulk(ctx context.Context, b bulk, args liteArgs) error {
 	rows := len(args) / b.cols
 	for i, n := range bulkSizes {
 		for ; rows >= n; rows -= n {
@@ -467,15 +467,15 @@ func (s *Store) materializeWindow(ctx context.Context, window []*record) (w writ
 
 	// Parents before children (the rows hold the foreign keys at every
 	// statement, though this connection checks none), each in key order:
-	// b-tree inserts in order touch each page once. Every value is a driver
-	// value (int64, string, []byte, nil): nothing converts them (see
-	// liteConn).
+	// b-tree inserts in order touch each page once. Every value is an
+	// argument as liteConn binds it: nothing converts or boxes them.
 	if len(m.workspaces) > 0 {
 		args = args[:0]
 		for _, id := range sortedMapKeys(m.workspaces) {
 			a := m.workspaces[id]
 			ws := a.Workspace
-			args = append(args, ws.ID, ws.Name, ws.Plan, nullString(ws.PendingPlan), micros(ws.CycleAnchor), micros(ws.CreatedAt), int64(a.Cycle.N), micros(a.NextExpiry))
+			args = args.text(ws.ID).text(ws.Name).text(ws.Plan).textOrNull(ws.PendingPlan).int(micros(ws.CycleAnchor)).int(micros(ws.CreatedAt)).
+				int(int64(a.Cycle.N)).int(micros(a.NextExpiry))
 			if err := full(bulkWorkspaces); err != nil {
 				return w, fmt.Errorf("workspaces: %w", err)
 			}
@@ -493,7 +493,8 @@ func (s *Store) materializeWindow(ctx context.Context, window []*record) (w writ
 		args = args[:0]
 		for _, k := range keys {
 			cy := m.cycles[k]
-			args = append(args, k.WorkspaceID, int64(cy.N), micros(cy.Start), micros(cy.End), cy.Granted, cy.Available, cy.Held, cy.Used, cy.Expired)
+			args = args.text(k.WorkspaceID).int(int64(cy.N)).int(micros(cy.Start)).int(micros(cy.End)).
+				int(cy.Granted).int(cy.Available).int(cy.Held).int(cy.Used).int(cy.Expired)
 			if err := full(bulkCycles); err != nil {
 				return w, fmt.Errorf("cycles: %w", err)
 			}
@@ -506,16 +507,18 @@ func (s *Store) materializeWindow(ctx context.Context, window []*record) (w writ
 		args = args[:0]
 		for _, id := range sortedMapKeys(m.charges) {
 			ch := m.charges[id]
-			var md any
+			args = args.text(ch.ID).text(ch.WorkspaceID).int(int64(ch.Cycle)).text(ch.Operation).int(ch.Quantity).int(ch.Cost).
+				text(ch.Status).textOrNull(ch.MemberID)
 			if len(ch.Metadata) > 0 {
 				b, err := json.Marshal(ch.Metadata)
 				if err != nil {
 					return w, err
 				}
-				md = string(b)
+				args = args.text(string(b))
+			} else {
+				args = args.null()
 			}
-			args = append(args, ch.ID, ch.WorkspaceID, int64(ch.Cycle), ch.Operation, ch.Quantity, ch.Cost, ch.Status, nullString(ch.MemberID), md,
-				micros(ch.CreatedAt), micros(ch.ExpiresAt), micros(ch.FinalizedAt))
+			args = args.int(micros(ch.CreatedAt)).int(micros(ch.ExpiresAt)).int(micros(ch.FinalizedAt))
 			if err := full(bulkCharges); err != nil {
 				return w, fmt.Errorf("charges: %w", err)
 			}
@@ -534,7 +537,7 @@ func (s *Store) materializeWindow(ctx context.Context, window []*record) (w writ
 				prev, ok := heads[e.WorkspaceID]
 				if !ok {
 					if prev, ok = s.heads[e.WorkspaceID]; !ok {
-						if prev, _, err = c.queryInt64(ctx, qLedgerHead, e.WorkspaceID); err != nil {
+						if prev, _, err = c.queryInt64(ctx, qLedgerHead, liteArg{kind: argText, s: e.WorkspaceID}); err != nil {
 							return w, fmt.Errorf("ledger head of %s: %w", e.WorkspaceID, err)
 						}
 					}
@@ -543,8 +546,8 @@ func (s *Store) materializeWindow(ctx context.Context, window []*record) (w writ
 					return w, fmt.Errorf("entry %d of %s follows entry %d: the ledger would go back", e.Seq, e.WorkspaceID, prev)
 				}
 				heads[e.WorkspaceID] = e.Seq
-				args = append(args, e.Seq, e.WorkspaceID, int64(e.Cycle), micros(e.At), e.Type, e.Amount, e.AvailableAfter,
-					emptyNull(e.ChargeID), emptyNull(e.Operation), emptyNull(e.MemberID), emptyNull(e.Reason), prev)
+				args = args.int(e.Seq).text(e.WorkspaceID).int(int64(e.Cycle)).int(micros(e.At)).text(e.Type).int(e.Amount).int(e.AvailableAfter).
+					nonEmpty(e.ChargeID).nonEmpty(e.Operation).nonEmpty(e.MemberID).nonEmpty(e.Reason).int(prev)
 				if err := full(bulkEntries); err != nil {
 					return w, fmt.Errorf("entries: %w", err)
 				}
@@ -555,7 +558,7 @@ func (s *Store) materializeWindow(ctx context.Context, window []*record) (w writ
 		}
 		args = args[:0]
 		for _, id := range sortedMapKeys(heads) {
-			args = append(args, id, heads[id])
+			args = args.text(id).int(heads[id])
 			if err := full(bulkHeads); err != nil {
 				return w, fmt.Errorf("ledger heads: %w", err)
 			}
@@ -575,8 +578,8 @@ func (s *Store) materializeWindow(ctx context.Context, window []*record) (w writ
 			}
 			w.idemSeq++
 			h := idemHash(r.rec.WorkspaceID, r.rec.Key)
-			args = append(args, w.idemSeq, r.rec.WorkspaceID, r.rec.Key, r.rec.Fingerprint, micros(r.rec.CreatedAt),
-				h, emptyNull(id), r.result)
+			args = args.int(w.idemSeq).text(r.rec.WorkspaceID).text(r.rec.Key).text(r.rec.Fingerprint).int(micros(r.rec.CreatedAt)).
+				int(h).nonEmpty(id).blob(r.result)
 			if err := full(bulkIdem); err != nil {
 				return w, fmt.Errorf("idempotency keys: %w", err)
 			}
@@ -586,16 +589,16 @@ func (s *Store) materializeWindow(ctx context.Context, window []*record) (w writ
 			return w, fmt.Errorf("idempotency keys: %w", err)
 		}
 		if s.tail.len()+len(s.tailNew) >= s.tailMax {
-			if err := c.exec(ctx, qIndexIdem, s.indexed); err != nil {
+			if err := c.exec(ctx, qIndexIdem, liteArg{kind: argInt, i: s.indexed}); err != nil {
 				return w, fmt.Errorf("indexing idempotency keys: %w", err)
 			}
-			if err := c.exec(ctx, qSetIndexed, w.idemSeq); err != nil {
+			if err := c.exec(ctx, qSetIndexed, liteArg{kind: argInt, i: w.idemSeq}); err != nil {
 				return w, err
 			}
 			w.indexed = true
 		}
 	}
-	if err := c.exec(ctx, qSetMaterialized, int64(window[len(window)-1].Batch)); err != nil {
+	if err := c.exec(ctx, qSetMaterialized, liteArg{kind: argInt, i: int64(window[len(window)-1].Batch)}); err != nil {
 		return w, err
 	}
 	if err := c.exec(ctx, qCommit); err != nil {

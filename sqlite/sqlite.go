@@ -76,8 +76,8 @@ type Store struct {
 	// without a read. Only materialize, which never runs twice at once,
 	// uses it.
 	heads    map[string]int64
-	merged   merged // materialize's, refilled for each window
-	bulkArgs []any  // materialize's: at most 256 rows' values
+	merged   merged   // materialize's, refilled for each window
+	bulkArgs liteArgs // materialize's: at most 256 rows' values
 	encBuf   []byte
 	idem     *idemFilter
 	// idemSeq is the newest idempotency row's seq, and tail finds the rows

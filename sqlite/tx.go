@@ -290,13 +290,6 @@ func (s *Store) tailIdem(ctx context.Context, k ledger.IdemKey, h int64) (stored
 	return storedIdem{}, false, nil
 }
 
-func nullString(p *string) any {
-	if p == nil {
-		return nil
-	}
-	return *p
-}
-
 func emptyNull(s string) any {
 	if s == "" {
 		return nil
