@@ -8,6 +8,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"modernc.org/libc"
+	sqlite3 "modernc.org/sqlite/lib"
 )
 
 // newLite makes a database with table t in WAL mode (through the driver,
@@ -200,5 +203,37 @@ func TestLiteConnWaitsForTheOtherWriter(t *testing.T) {
 	var n int
 	if err := db.QueryRow(`SELECT COUNT(*) FROM t`).Scan(&n); err != nil || n != 4 {
 		t.Fatalf("rows %d %v, want 4", n, err)
+	}
+}
+
+// The materializer's connection runs with the writer's pragmas: its commits
+// synced (a journal file is deleted once the tables hold its batches), no
+// checkpoints of its own, no foreign-key checks, its page cache.
+func TestLiteConnPragmas(t *testing.T) {
+	ctx := context.Background()
+	c, _ := newLite(t)
+	for q, want := range map[string]int64{
+		`PRAGMA synchronous`:        2, // FULL
+		`PRAGMA wal_autocheckpoint`: 0,
+		`PRAGMA foreign_keys`:       0,
+		`PRAGMA cache_size`:         -8192,
+		`PRAGMA temp_store`:         2, // MEMORY
+		`PRAGMA busy_timeout`:       10000,
+	} {
+		if got, ok, err := c.queryInt64(ctx, q); err != nil || !ok || got != want {
+			t.Errorf("%s = %d (%v, %v), want %d", q, got, ok, err, want)
+		}
+	}
+	var mode string
+	st, err := c.stmt(`PRAGMA journal_mode`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rc := sqlite3.Xsqlite3_step(c.tls, st.p); rc == sqlite3.SQLITE_ROW {
+		mode = libc.GoString(sqlite3.Xsqlite3_column_text(c.tls, st.p, 0))
+	}
+	sqlite3.Xsqlite3_reset(c.tls, st.p)
+	if mode != "wal" {
+		t.Errorf("journal_mode %q, want wal", mode)
 	}
 }
