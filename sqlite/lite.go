@@ -36,6 +36,10 @@ type liteConn struct {
 	bufN  int
 }
 
+// liteBufMin is the argument buffer's first size: a 256-row statement of
+// the materializer's takes about 20 KiB.
+const liteBufMin = 64 << 10
+
 type liteStmt struct {
 	p      uintptr
 	params int
@@ -60,6 +64,12 @@ func openLite(path string, pragmas []string) (_ *liteConn, err error) {
 	if c.cell = libc.Xmalloc(c.tls, 8); c.cell == 0 {
 		return nil, errors.New("sqlite: out of memory")
 	}
+	// The buffer is never NULL: SQLite binds a NULL pointer as NULL, and
+	// an empty string or blob must stay one.
+	if c.buf = libc.Xmalloc(c.tls, liteBufMin); c.buf == 0 {
+		return nil, errors.New("sqlite: out of memory")
+	}
+	c.bufN = liteBufMin
 	name, err := libc.CString(path)
 	if err != nil {
 		return nil, err
@@ -186,7 +196,7 @@ func (c *liteConn) bind(q string, st liteStmt, args []liteArg) error {
 		n += len(args[i].s) + len(args[i].b)
 	}
 	if n > c.bufN {
-		size := max(n, 2*c.bufN, 64<<10)
+		size := max(n, 2*c.bufN)
 		p := libc.Xrealloc(c.tls, c.buf, uint64(size))
 		if p == 0 {
 			return errors.New("sqlite: out of memory")

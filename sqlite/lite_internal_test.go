@@ -118,6 +118,20 @@ func TestLiteConnBinds(t *testing.T) {
 	}
 }
 
+// An empty string or blob is not NULL, even in a connection's first
+// statement (SQLite binds a NULL pointer as NULL).
+func TestLiteConnEmptyFirst(t *testing.T) {
+	ctx := context.Background()
+	c, db := newLite(t)
+	if err := c.exec(ctx, `INSERT INTO t (id, s, b) VALUES (?, ?, ?)`, liteArgs{}.int(1).text("").blob([]byte{})...); err != nil {
+		t.Fatal(err)
+	}
+	var ts, tb string
+	if err := db.QueryRow(`SELECT typeof(s), typeof(b) FROM t WHERE id = 1`).Scan(&ts, &tb); err != nil || ts != "text" || tb != "blob" {
+		t.Fatalf("typeof %q %q (%v), want text blob", ts, tb, err)
+	}
+}
+
 // Mistakes come back as errors naming what went wrong, and leave the
 // statement usable.
 func TestLiteConnErrors(t *testing.T) {
