@@ -37,7 +37,8 @@ type liteConn struct {
 }
 
 // liteBufMin is the argument buffer's first size: a 256-row statement of
-// the materializer's takes about 20 KiB.
+// the materializer's takes tens of KiB at most (an idempotency row with its
+// stored answer is about 200 bytes); it grows when one needs more.
 const liteBufMin = 64 << 10
 
 type liteStmt struct {
@@ -45,7 +46,7 @@ type liteStmt struct {
 	params int
 }
 
-// cell reads a pointer SQLite wrote to c.cell. unsafe.Add keeps go vet's
+// cellPtr reads the pointer SQLite wrote to c.cell. unsafe.Add keeps go vet's
 // unsafeptr check satisfied: the address is C memory, not Go's.
 func (c *liteConn) cellPtr() uintptr { return *(*uintptr)(unsafe.Add(nil, c.cell)) }
 
