@@ -3,6 +3,8 @@ package sqlite_test
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -142,6 +144,66 @@ func TestMaterializerFailureLosesNothing(t *testing.T) {
 	}
 	if err := db.QueryRow(`SELECT COUNT(*) FROM charges WHERE status = 'captured'`).Scan(&inTable); err != nil || inTable != 1 {
 		t.Fatalf("captured charges in the table: %d %v", inTable, err)
+	}
+	if err := ledger.Check(ctx, st); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// The materializer writes on a connection of its own (liteConn), not on
+// the writer connection w: when database/sql replaces w's connection, the
+// tables keep up, and w (the AI and auth records') works on the new one.
+func TestMaterializerNewConnection(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	st := openAt(t, filepath.Join(t.TempDir(), "credits.db"))
+	e := newEngine(t, st)
+	db := sqlite.WriterDB(st)
+	pair := func(key string) {
+		t.Helper()
+		r, err := e.Hold(ctx, ledger.HoldParams{WorkspaceID: "w", IdempotencyKey: key, Operation: "content_rewrite"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := e.Capture(ctx, r.Charge.ID); err != nil {
+			t.Fatal(err)
+		}
+		if err := st.Flush(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	driverConn := func() any {
+		t.Helper()
+		conn, err := db.Conn(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		var dc any
+		if err := conn.Raw(func(c any) error { dc = c; return nil }); err != nil {
+			t.Fatal(err)
+		}
+		return dc
+	}
+	pair("k1")
+	before := driverConn()
+	// ErrBadConn from Raw makes database/sql close the connection and open
+	// another for the next caller.
+	conn, err := db.Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := conn.Raw(func(any) error { return driver.ErrBadConn }); !errors.Is(err, driver.ErrBadConn) {
+		t.Fatalf("Raw: %v", err)
+	}
+	conn.Close()
+	if driverConn() == before {
+		t.Fatal("database/sql kept the connection: the test no longer replaces it")
+	}
+	pair("k2")
+	var n int
+	if err := db.QueryRow(`SELECT COUNT(*) FROM charges WHERE status = 'captured'`).Scan(&n); err != nil || n != 2 {
+		t.Fatalf("captured charges in the table: %d %v", n, err)
 	}
 	if err := ledger.Check(ctx, st); err != nil {
 		t.Fatal(err)
