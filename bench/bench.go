@@ -386,16 +386,19 @@ func (r *Result) Histogram() *Histogram { return r.hist }
 
 // Report is a whole run.
 type Report struct {
-	Machine     Machine  `json:"machine"`
-	PeakRSS     int64    `json:"peak_rss_bytes"` // VmHWM; 0 when unknown
-	DurationSec float64  `json:"duration_s"`     // per scenario
-	WarmupSec   float64  `json:"warmup_s"`       // before each, not counted
-	Rounds      int      `json:"rounds"`         // each row's runs, in turn with the others
-	Workers     int      `json:"workers"`
-	Workspaces  int      `json:"workspaces"`
-	MaxBatch    int      `json:"max_batch,omitempty"`
-	Writers     int      `json:"postgres_writers,omitempty"`
-	Results     []Result `json:"results"`
+	Machine     Machine `json:"machine"`
+	PeakRSS     int64   `json:"peak_rss_bytes"` // VmHWM; 0 when unknown
+	DurationSec float64 `json:"duration_s"`     // per scenario
+	WarmupSec   float64 `json:"warmup_s"`       // before each, not counted
+	Rounds      int     `json:"rounds"`         // each row's runs, in turn with the others
+	Workers     int     `json:"workers"`
+	Workspaces  int     `json:"workspaces"`
+	MaxBatch    int     `json:"max_batch,omitempty"`
+	Writers     int     `json:"postgres_writers,omitempty"`
+	// Disk is the probe of the disk the SQLite files are on, run before
+	// the rows (disk.go).
+	Disk    *DiskProbe `json:"disk,omitempty"`
+	Results []Result   `json:"results"`
 }
 
 // Result returns the row with the name, or nil.
@@ -435,6 +438,11 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	}
 	rep := &Report{Machine: ReadMachine(), DurationSec: cfg.Duration.Seconds(), WarmupSec: cfg.Warmup.Seconds(), Rounds: cfg.Rounds,
 		Workers: cfg.Workers, Workspaces: cfg.Workspaces, MaxBatch: cfg.MaxBatch, Writers: cfg.Writers}
+	// Each phase as long as a row, up to a second: a short test run stays
+	// short.
+	if rep.Disk, err = probeDisk(ctx, tmp, min(time.Second, cfg.Duration)); err != nil {
+		return rep, fmt.Errorf("disk probe: %w", err)
+	}
 	run := newRunID()
 	var rounds [][]Result
 	for round := range cfg.Rounds {

@@ -74,6 +74,12 @@ func startTestServer(ctx context.Context, p ServerParams) (string, func() error,
 }
 
 // tinyConfig is a run short enough for a test.
+// diskPhaseOK checks one phase of the disk probe: syncs made, latencies in
+// order.
+func diskPhaseOK(p DiskSync) bool {
+	return p.Syncs > 0 && p.P50us > 0 && p.P50us <= p.P99us && p.P99us <= p.P999us && p.P999us <= p.MaxUs
+}
+
 func tinyConfig(t *testing.T) Config {
 	return Config{
 		Duration:    500 * time.Millisecond,
@@ -174,6 +180,11 @@ func checkReport(t *testing.T, rep *Report, want []string) {
 			t.Errorf("table line %q: reference column wrong", line)
 		}
 	}
+	if d := rep.Disk; d == nil || !diskPhaseOK(d.Alone) || !diskPhaseOK(d.Busy) || d.BusyThreads != runtime.NumCPU() {
+		t.Errorf("disk probe %+v", d)
+	} else if !strings.Contains(table.String(), "disk of the SQLite files, before the rows: "+d.String()+"\n") {
+		t.Errorf("table without the disk probe:\n%s", table.String())
+	}
 	if !strings.Contains(table.String(), "peak resident memory") || !strings.Contains(table.String(), "CPUs") {
 		t.Errorf("table without memory and machine:\n%s", table.String())
 	}
@@ -185,6 +196,9 @@ func checkReport(t *testing.T, rep *Report, want []string) {
 	var back Report
 	if err := json.Unmarshal(js.Bytes(), &back); err != nil {
 		t.Fatalf("JSON does not parse: %v\n%s", err, js.String())
+	}
+	if back.Disk == nil || *back.Disk != *rep.Disk {
+		t.Errorf("JSON disk probe %+v, want %+v", back.Disk, rep.Disk)
 	}
 	if len(back.Results) != len(want) || back.Machine.CPUs <= 0 || back.Workers != rep.Workers {
 		t.Errorf("JSON round trip: %+v", back)

@@ -153,6 +153,9 @@ func (r *Report) WriteTable(w io.Writer) error {
 				res.Scenario, res.Streams, res.StreamEventsPerSec, res.StreamsFinal, every)
 		}
 	}
+	if r.Disk != nil {
+		fmt.Fprintf(w, "disk of the SQLite files, before the rows: %s\n", r.Disk)
+	}
 	rss := "unknown"
 	if r.PeakRSS > 0 {
 		rss = fmt.Sprintf("%.1f MiB", float64(r.PeakRSS)/(1<<20))
