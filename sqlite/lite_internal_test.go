@@ -222,7 +222,8 @@ func TestLiteConnWaitsForTheOtherWriter(t *testing.T) {
 
 // The materializer's connection runs with the writer's pragmas: its commits
 // synced (a journal file is deleted once the tables hold its batches), no
-// checkpoints of its own, no foreign-key checks, its page cache.
+// checkpoint on commit (it checkpoints between windows), a WAL cut back to
+// 64 MiB when it starts over, no foreign-key checks, its page cache.
 func TestLiteConnPragmas(t *testing.T) {
 	ctx := context.Background()
 	c, _ := newLite(t)
@@ -233,6 +234,7 @@ func TestLiteConnPragmas(t *testing.T) {
 		`PRAGMA cache_size`:         -8192,
 		`PRAGMA temp_store`:         2, // MEMORY
 		`PRAGMA busy_timeout`:       10000,
+		`PRAGMA journal_size_limit`: 64 << 20,
 	} {
 		if got, ok, err := c.queryInt64(ctx, q); err != nil || !ok || got != want {
 			t.Errorf("%s = %d (%v, %v), want %d", q, got, ok, err, want)

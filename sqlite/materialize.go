@@ -207,6 +207,11 @@ func (s *Store) runMaterializer() {
 			if stopping {
 				return
 			}
+			if s.walDirty.Load() {
+				// Idle: copy back what the last windows left in the WAL.
+				s.checkpoint(context.Background())
+				continue // something may have been queued meanwhile
+			}
 			select {
 			case <-m.wake:
 			case <-m.stop:
@@ -422,6 +427,7 @@ func (s *Store) materialize(ctx context.Context, window []*record) error {
 	} else {
 		s.tail.add(s.tailNew)
 	}
+	s.afterWindow(ctx)
 	return nil
 }
 

@@ -27,7 +27,63 @@ func BenchmarkMaterialize(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer s.Close()
-	const workspaces, window = 10_000, 5_000
+	const window = 5_000
+	makeWindow := pairWindows(b, s, 10_000, window)
+	b.ResetTimer()
+	var spent time.Duration
+	var written int64
+	pairs := 0
+	for pairs < b.N {
+		b.StopTimer()
+		w := makeWindow()
+		b.StartTimer()
+		c0, w0 := processCPU(), bytesWritten()
+		if err := s.materialize(ctx, w); err != nil {
+			b.Fatal(err)
+		}
+		spent += processCPU() - c0
+		written += bytesWritten() - w0
+		pairs += window
+	}
+	b.ReportMetric(float64(pairs)/b.Elapsed().Seconds(), "pairs/s")
+	b.ReportMetric(float64(spent.Microseconds())/float64(pairs), "cpu-µs/pair")
+	if written > 0 {
+		// All the process wrote meanwhile: the window's WAL frames (8 KiB
+		// pages) and journal_state row, and whatever the checkpointer
+		// copied back into the database file in that time.
+		b.ReportMetric(float64(written)/float64(pairs), "written-B/pair")
+	}
+}
+
+// bytesWritten is what the process has passed to write system calls
+// (wchar in /proc/self/io), or 0 where that is not known.
+func bytesWritten() int64 {
+	b, err := os.ReadFile("/proc/self/io")
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "wchar: "); ok {
+			n, _ := strconv.ParseInt(v, 10, 64)
+			return n
+		}
+	}
+	return 0
+}
+
+// processCPU is the process's user and system CPU time.
+func processCPU() time.Duration {
+	var ru syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// pairWindows writes workspaces workspaces into s and returns a maker of
+// windows of window hold+capture pairs on them (each pair two batches, as
+// the engine writes them; ids and keys shaped like credits bench's, the
+// workspaces in scattered order).
+func pairWindows(b testing.TB, s *Store, workspaces, window int) func() []*record {
+	ctx := context.Background()
 	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	cycles := map[string]credits.Cycle{}
 	var setup []*record
@@ -81,51 +137,5 @@ func BenchmarkMaterialize(b *testing.B) {
 		}
 		return out
 	}
-	b.ResetTimer()
-	var spent time.Duration
-	var written int64
-	pairs := 0
-	for pairs < b.N {
-		b.StopTimer()
-		w := makeWindow()
-		b.StartTimer()
-		c0, w0 := processCPU(), bytesWritten()
-		if err := s.materialize(ctx, w); err != nil {
-			b.Fatal(err)
-		}
-		spent += processCPU() - c0
-		written += bytesWritten() - w0
-		pairs += window
-	}
-	b.ReportMetric(float64(pairs)/b.Elapsed().Seconds(), "pairs/s")
-	b.ReportMetric(float64(spent.Microseconds())/float64(pairs), "cpu-µs/pair")
-	if written > 0 {
-		// All the process wrote meanwhile: the window's WAL frames (8 KiB
-		// pages) and journal_state row, and whatever the checkpointer
-		// copied back into the database file in that time.
-		b.ReportMetric(float64(written)/float64(pairs), "written-B/pair")
-	}
-}
-
-// bytesWritten is what the process has passed to write system calls
-// (wchar in /proc/self/io), or 0 where that is not known.
-func bytesWritten() int64 {
-	b, err := os.ReadFile("/proc/self/io")
-	if err != nil {
-		return 0
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, "wchar: "); ok {
-			n, _ := strconv.ParseInt(v, 10, 64)
-			return n
-		}
-	}
-	return 0
-}
-
-// processCPU is the process's user and system CPU time.
-func processCPU() time.Duration {
-	var ru syscall.Rusage
-	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	return makeWindow
 }

@@ -13,11 +13,13 @@ import (
 	_ "embed"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"net/url"
 	"os"
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	_ "modernc.org/sqlite" // registers the "sqlite" driver
@@ -62,7 +64,6 @@ type Store struct {
 	path  string
 	lite  *liteConn // the materializer's connection
 	reads stmtCache // the engine's lookups, on r
-	ckpt  checkpointer
 
 	lock *os.File // held while open: one process owns the journal
 	j    *journal
@@ -88,6 +89,12 @@ type Store struct {
 	tail    *idemTail
 	tailMax int
 	tailNew []tailKey // materialize's, refilled for each window
+	// The materializer's checkpoints (checkpoint.go): the last one, whether
+	// a window committed since (atomic only for tests, which call
+	// materialize beside the idle materializer), how often under load.
+	checkpointed    time.Time
+	walDirty        atomic.Bool
+	checkpointEvery time.Duration
 
 	closeOnce sync.Once
 	closeErr  error
@@ -135,9 +142,13 @@ var writerPragmas = append(slices.Clip(commonPragmas),
 	// journal, to undo itself alone if a row fails: in memory, not in a
 	// temporary file written with a system call per page.
 	"temp_store(MEMORY)",
-	// No connection that writes checkpoints: the checkpointer does, on its
-	// own connection, so commits never wait for it.
+	// No checkpoint on commit: the materializer checkpoints between its
+	// windows (checkpoint.go), and w's commits never wait for one.
 	"wal_autocheckpoint(0)",
+	// When the WAL starts over, a file a burst grew past 64 MiB is cut
+	// back to it (under steady load it holds a checkpoint interval's
+	// frames: 16-17 MB at most in credits bench's rows).
+	"journal_size_limit(67108864)",
 )
 
 func dsn(path string, readOnly bool) string {
@@ -169,7 +180,7 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	w.SetMaxOpenConns(1)
 	w.SetMaxIdleConns(1)
 	w.SetConnMaxLifetime(0)
-	s := &Store{w: w, path: path, heads: map[string]int64{}, tailMax: idemTailMax}
+	s := &Store{w: w, path: path, heads: map[string]int64{}, tailMax: idemTailMax, checkpointEvery: checkpointInterval}
 	// The lock sits beside the database, not in the journal's folder,
 	// which Open may empty.
 	if s.lock, err = lockFile(path + ".lock"); err != nil {
@@ -200,9 +211,6 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	r.SetMaxIdleConns(4)
 	s.r = r
 	if err := s.reads.prepare(ctx, r, readQueries); err != nil {
-		return fail(err)
-	}
-	if err := s.startCheckpointer(); err != nil {
 		return fail(err)
 	}
 	go s.runMaterializer()
@@ -300,7 +308,9 @@ func (s *Store) close() error {
 	all := s.mat.done == s.mat.queued
 	s.mat.mu.Unlock()
 	jerr := s.j.close(all)
-	s.stopCheckpointer()
+	if err := s.lite.exec(context.Background(), qCheckpointTruncate); err != nil {
+		slog.Warn("sqlite: checkpointing the WAL at close failed; the next open reads it", "err", err)
+	}
 	if e := s.lite.close(); jerr == nil {
 		jerr = e
 	}

@@ -11,7 +11,7 @@ import (
 
 // The read side of ledger.Verify: the whole database is read in one read
 // transaction (in WAL mode a snapshot: the writer goes on meanwhile; the
-// checkpointer's PASSIVE checkpoints stop at it), each table streamed from
+// materializer's PASSIVE checkpoints stop at it), each table streamed from
 // an open cursor page by page, in index order or sorted by SQLite.
 
 var (
