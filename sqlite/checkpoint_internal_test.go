@@ -3,6 +3,8 @@ package sqlite
 import (
 	"context"
 	"encoding/binary"
+	"github.com/credits-dev/credits"
+	"github.com/credits-dev/credits/ledger"
 	"os"
 	"path/filepath"
 	"testing"
@@ -70,8 +72,9 @@ func TestWALStartsOverBetweenWindows(t *testing.T) {
 	}
 }
 
-// Falling idle, the materializer copies back what the last window left in
-// the WAL, so the next window starts it over however soon it comes.
+// Falling idle, the materializer copies back what its last window left in
+// the WAL (the periodic checkpoint not due), so the next window starts the
+// WAL over however soon it comes.
 func TestMaterializerCheckpointsWhenIdle(t *testing.T) {
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "credits.db")
@@ -80,28 +83,49 @@ func TestMaterializerCheckpointsWhenIdle(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	s.checkpointEvery = time.Hour // only the idle checkpoint
-	next := pairWindows(t, s, 100, 50)
-	if err := s.materialize(ctx, next()); err != nil {
+	// Only the first window's checkpoint (none was due before) and the
+	// idle ones. Set before any command: the materializer reads it after
+	// the engine's first batch reaches it.
+	s.checkpointEvery = time.Hour
+	e, err := ledger.New(s, credits.DefaultCatalog(), ledger.Options{SweepInterval: -1})
+	if err != nil {
 		t.Fatal(err)
 	}
-	if !s.walDirty.Load() {
-		t.Fatal("a window committed, but the WAL is not marked to checkpoint")
+	defer e.Close()
+	if _, _, err := e.CreateWorkspace(ctx, ledger.CreateWorkspaceParams{ID: "w", Name: "w"}); err != nil {
+		t.Fatal(err)
 	}
-	// Wake the idle materializer: it finds nothing queued and checkpoints.
-	s.mat.wake <- struct{}{}
-	deadline := time.Now().Add(10 * time.Second)
-	for s.walDirty.Load() {
-		if time.Now().After(deadline) {
-			t.Fatal("the idle materializer did not checkpoint")
+	pair := func(key string) {
+		t.Helper()
+		r, err := e.Hold(ctx, ledger.HoldParams{WorkspaceID: "w", IdempotencyKey: key, Operation: "content_rewrite"})
+		if err != nil {
+			t.Fatal(err)
 		}
-		time.Sleep(time.Millisecond)
+		if _, err := e.Capture(ctx, r.Charge.ID); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Flush(ctx); err != nil {
+			t.Fatal(err)
+		}
 	}
-	_, before := walState(t, path)
-	if err := s.materialize(ctx, next()); err != nil {
-		t.Fatal(err)
+	pair("first")
+	waitIdleCheckpoint := func() {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		for s.walDirty.Load() {
+			if time.Now().After(deadline) {
+				t.Fatal("the idle materializer did not checkpoint")
+			}
+			time.Sleep(time.Millisecond)
+		}
 	}
-	if _, after := walState(t, path); after != before+1 {
-		t.Errorf("checkpoint sequence %d after the next window, was %d: the WAL did not start over", after, before)
+	waitIdleCheckpoint()
+	for i, key := range []string{"a", "b", "c"} {
+		_, before := walState(t, path)
+		pair(key)
+		waitIdleCheckpoint()
+		if _, after := walState(t, path); after <= before {
+			t.Errorf("pair %d: checkpoint sequence %d, was %d: the WAL did not start over", i, after, before)
+		}
 	}
 }
