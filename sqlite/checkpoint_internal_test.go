@@ -11,6 +11,18 @@ import (
 	"time"
 )
 
+// openTemp opens a store in a new directory, closed when the test ends.
+func openTemp(t *testing.T) (*Store, string) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "credits.db")
+	s, err := Open(context.Background(), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s, path
+}
+
 // walState is the WAL file's size and its header's checkpoint sequence
 // number, which SQLite increments each time the WAL starts over.
 func walState(t *testing.T, path string) (size int64, restarts uint32) {
@@ -33,12 +45,7 @@ func TestWALStartsOverBetweenWindows(t *testing.T) {
 	const windows = 12
 	run := func(every time.Duration) (second, last int64, restarts uint32) {
 		ctx := context.Background()
-		path := filepath.Join(t.TempDir(), "credits.db")
-		s, err := Open(ctx, path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer s.Close()
+		s, path := openTemp(t)
 		s.checkpointEvery = every
 		next := pairWindows(t, s, 500, 300)
 		var first uint32
@@ -77,12 +84,7 @@ func TestWALStartsOverBetweenWindows(t *testing.T) {
 // WAL over however soon it comes.
 func TestMaterializerCheckpointsWhenIdle(t *testing.T) {
 	ctx := context.Background()
-	path := filepath.Join(t.TempDir(), "credits.db")
-	s, err := Open(ctx, path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s, path := openTemp(t)
 	// Only the first window's checkpoint (none was due before) and the
 	// idle ones. Set before any command: the materializer reads it after
 	// the engine's first batch reaches it.
