@@ -399,6 +399,8 @@ type Report struct {
 	// the rows (disk.go).
 	Disk    *DiskProbe `json:"disk,omitempty"`
 	Results []Result   `json:"results"`
+	// Targets are the performance targets judged on the rows (targets.go).
+	Targets []Verdict `json:"targets,omitempty"`
 }
 
 // Result returns the row with the name, or nil.
@@ -529,6 +531,7 @@ func (r *Report) finish(rounds [][]Result) {
 	}
 	r.PeakRSS = PeakRSS()
 	r.Machine.LoadAvg1m = loadAvg1m()
+	r.Targets = r.judge()
 }
 
 // addRound adds a row's next round to the sum of its earlier ones.

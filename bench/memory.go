@@ -31,6 +31,8 @@ type MemoryReport struct {
 	Points      []MemoryPoint `json:"points"`
 	PairsPerSec float64       `json:"pairs_per_s"` // the load across every workspace
 	PeakRSS     int64         `json:"peak_rss_bytes"`
+	Targets     []Verdict     `json:"targets,omitempty"` // the memory target (targets.go)
+	cpus        int
 }
 
 // Memory creates n workspaces through the engine on a fresh SQLite file
@@ -100,6 +102,8 @@ func Memory(ctx context.Context, n int, d time.Duration, workers int, progress i
 	rep.PairsPerSec = float64(pairs.Load()) / time.Since(start).Seconds()
 	rep.Points = append(rep.Points, readMemory(n))
 	rep.PeakRSS = PeakRSS()
+	rep.cpus = runtime.NumCPU()
+	rep.Targets = rep.judge()
 	return rep, nil
 }
 
@@ -149,6 +153,8 @@ func (r *MemoryReport) WriteTable(w io.Writer) error {
 		}
 		fmt.Fprintf(w, "%-22s %10s %10s\n", label, mib(p.RSS), mib(p.Heap))
 	}
-	_, err := fmt.Fprintf(w, "peak resident %s; pairs across all workspaces: %s/s\n", mib(r.PeakRSS), fmtCount(r.PairsPerSec))
-	return err
+	if _, err := fmt.Fprintf(w, "peak resident %s; pairs across all workspaces: %s/s\n", mib(r.PeakRSS), fmtCount(r.PairsPerSec)); err != nil {
+		return err
+	}
+	return writeTargets(w, r.Targets, r.cpus)
 }

@@ -153,6 +153,9 @@ func (r *Report) WriteTable(w io.Writer) error {
 				res.Scenario, res.Streams, res.StreamEventsPerSec, res.StreamsFinal, every)
 		}
 	}
+	if err := writeTargets(w, r.Targets, r.Machine.CPUs); err != nil {
+		return err
+	}
 	if r.Disk != nil {
 		fmt.Fprintf(w, "disk of the SQLite files, before the rows: %s\n", r.Disk)
 	}
