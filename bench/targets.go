@@ -3,6 +3,8 @@ package bench
 import (
 	"fmt"
 	"io"
+	"math"
+	"strconv"
 	"time"
 )
 
@@ -92,7 +94,7 @@ func (r *Report) share(name, of string, want float64) (Verdict, bool) {
 		return Verdict{}, false
 	}
 	got := res.PairsPerSec / base.PairsPerSec
-	v := Verdict{Target: fmt.Sprintf("%s ≥ %.0f%% of %s", name, 100*want, of), Measured: fmt.Sprintf("%.0f%%", 100*got), Met: got >= want}
+	v := Verdict{Target: fmt.Sprintf("%s ≥ %.0f%% of %s", name, 100*want, of), Measured: fmtNear(100*got, 100*want) + "%", Met: got >= want}
 	if !v.Met {
 		v.Note = short(want, got)
 	}
@@ -107,7 +109,7 @@ func (r *Report) maxP99(name string, want time.Duration) (Verdict, bool) {
 	limit := us(want)
 	v := Verdict{Target: fmt.Sprintf("%s p99 < %s at %d callers", name, fmtMicros(limit), targetWorkers), Measured: fmtMicros(res.P99us), Met: res.P99us < limit}
 	if !v.Met {
-		v.Note = fmt.Sprintf("%.2f× over", res.P99us/limit)
+		v.Note = fmtMiss(res.P99us/limit) + " over"
 	}
 	return v, true
 }
@@ -119,12 +121,12 @@ func (r *Report) minRatio(name string, want float64) (Verdict, bool) {
 	if res == nil || res.Reference == "" || res.Ratio <= 0 {
 		return Verdict{}, false
 	}
-	v := Verdict{Target: fmt.Sprintf("%s ≥ %s× %s", name, fmtRatio(want), res.Reference), Measured: fmtRatio(res.Ratio) + "×", Met: res.Ratio >= want}
+	v := Verdict{Target: fmt.Sprintf("%s ≥ %s× %s", name, fmtRatio(want), res.Reference), Measured: fmtNear(res.Ratio, want) + "×", Met: res.Ratio >= want}
 	switch {
 	case !v.Met:
 		v.Note = short(want, res.Ratio)
 	case res.RatioMin > 0 && res.RatioMin < want:
-		v.Note = fmt.Sprintf("not in every round: the lowest %s×", fmtRatio(res.RatioMin))
+		v.Note = fmt.Sprintf("not in every round: the lowest %s×", fmtNear(res.RatioMin, want))
 	}
 	return v, true
 }
@@ -146,7 +148,37 @@ func short(want, got float64) string {
 	if got <= 0 {
 		return "none measured"
 	}
-	return fmt.Sprintf("%.2f× short", want/got)
+	return fmtMiss(want/got) + " short"
+}
+
+// fmtMiss prints by how much a figure misses its target (a factor over
+// 1): in percent under 10% ("0.2%", where "1.00×" would hide it), as a
+// factor above.
+func fmtMiss(f float64) string {
+	if f < 1.1 {
+		return fmt.Sprintf("%.1f%%", 100*(f-1))
+	}
+	return fmt.Sprintf("%.2f×", f)
+}
+
+// fmtNear prints a ratio as fmtRatio does, unless that would round a
+// figure under its target up to the target: then it prints one decimal
+// more, truncated, which is under it (0.8996 against 0.9 is "0.899", not
+// "0.90").
+func fmtNear(v, target float64) string {
+	s := fmtRatio(v)
+	if p, _ := strconv.ParseFloat(s, 64); v >= target || p < target {
+		return s
+	}
+	d := 3 // one more than fmtRatio's
+	switch {
+	case v >= 100:
+		d = 1
+	case v >= 10:
+		d = 2
+	}
+	scale := math.Pow(10, float64(d))
+	return strconv.FormatFloat(math.Floor(v*scale)/scale, 'f', d, 64)
 }
 
 // judge judges the memory target when the run reached its workspaces.
@@ -157,7 +189,7 @@ func (r *MemoryReport) judge() []Verdict {
 	v := Verdict{Target: fmt.Sprintf("resident < %d MB with %s workspaces", maxResidentBytes/1_000_000, fmtCount(targetMemoryWorkspace)),
 		Measured: fmt.Sprintf("peak %.1f MB (%s)", float64(r.PeakRSS)/1e6, mib(r.PeakRSS)), Met: r.PeakRSS < maxResidentBytes}
 	if !v.Met {
-		v.Note = fmt.Sprintf("%.2f× over", float64(r.PeakRSS)/maxResidentBytes)
+		v.Note = fmtMiss(float64(r.PeakRSS)/maxResidentBytes) + " over"
 	}
 	return []Verdict{v}
 }

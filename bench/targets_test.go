@@ -51,15 +51,15 @@ func TestTargetsJudgeEachRow(t *testing.T) {
 		{"every figure on its target", true, make([]string, len(wantTargets))},
 		{"every figure just missing", false, []string{
 			"2.00× short",
-			"1.00× short", // 19,999 of 25,000 is 79.996%: printed 80%, and still short
+			"0.0% short", // 19,999 of 25,000 is 79.996%, and still short
 			"2.84× over",
-			"1.00× over", // 5 ms exactly is not under 5 ms
-			"1.01× short",
+			"0.0% over", // 5 ms exactly is not under 5 ms
+			"0.5% short",
 			"2.00× short",
-			"1.02× short",
+			"2.0% short",
 			"1.33× short",
-			"1.09× short",
-			"1.02× short",
+			"8.7% short",
+			"2.0% short",
 			"1.12× short",
 			"",
 		}},
@@ -135,6 +135,7 @@ func TestTargetsInTheTableAndJSON(t *testing.T) {
 		"targets (set for 2 CPUs; this machine has 8, so they say little here):\n",
 		"  NOT MET  engine/sqlite/many ≥ 50,000 pairs/s: 25,000 pairs/s (2.00× short)\n",
 		"  NOT MET  http/hot+streams: every stream receives the final balance: 1999 of 2000 in every round\n",
+		"  NOT MET  engine/sqlite/hot ≥ 80% of engine/sqlite/many: 79.99% (0.0% short)\n",
 	} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("table without %q:\n%s", want, out.String())
@@ -173,7 +174,7 @@ func TestMemoryTarget(t *testing.T) {
 		want       []Verdict
 	}{
 		{"under", 1_000_000, 183_300_000, []Verdict{{Target: "resident < 200 MB with 1,000,000 workspaces", Measured: "peak 183.3 MB (174.8 MiB)", Met: true}}},
-		{"at the limit", 1_000_000, 200_000_000, []Verdict{{Target: "resident < 200 MB with 1,000,000 workspaces", Measured: "peak 200.0 MB (190.7 MiB)", Note: "1.00× over"}}},
+		{"at the limit", 1_000_000, 200_000_000, []Verdict{{Target: "resident < 200 MB with 1,000,000 workspaces", Measured: "peak 200.0 MB (190.7 MiB)", Note: "0.0% over"}}},
 		{"over", 1_000_000, 300_000_000, []Verdict{{Target: "resident < 200 MB with 1,000,000 workspaces", Measured: "peak 300.0 MB (286.1 MiB)", Note: "1.50× over"}}},
 		{"fewer workspaces", 100_000, 100_000_000, nil},
 		{"no peak known", 1_000_000, 0, nil},
@@ -191,5 +192,27 @@ func TestMemoryTarget(t *testing.T) {
 	}
 	if !strings.HasSuffix(out.String(), "targets (set for 2 CPUs):\n  met      resident < 200 MB with 1,000,000 workspaces: peak 183.3 MB (174.8 MiB)\n") {
 		t.Errorf("table:\n%s", out.String())
+	}
+}
+
+func TestFmtNearShowsWhichSideOfTheTarget(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		v, target float64
+		want      string
+	}{
+		{0.8996, 0.9, "0.899"}, // "0.90" would read as met
+		{0.89999, 0.9, "0.899"},
+		{0.9, 0.9, "0.90"},
+		{0.9004, 0.9, "0.90"}, // over it: rounded as usual
+		{0.55, 0.5, "0.55"},
+		{19.96, 20, "19.96"}, // "20.0" would read as met
+		{0.899996, 0.9, "0.899"},
+		{0.8999999, 0.9, "0.899"},
+		{17.3, 20, "17.3"},
+	} {
+		if got := fmtNear(tc.v, tc.target); got != tc.want {
+			t.Errorf("fmtNear(%v, %v) = %q, want %q", tc.v, tc.target, got, tc.want)
+		}
 	}
 }
