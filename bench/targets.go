@@ -48,10 +48,10 @@ func (v Verdict) String() string {
 	return s
 }
 
-// judge judges the targets whose rows ran; nil when the run's load is not
-// the one they are set for.
+// judge judges the targets whose rows ran; nil when the run's load, or
+// its engine's batches (--batch), are not the ones they are set for.
 func (r *Report) judge() []Verdict {
-	if r.Workers != targetWorkers || r.Workspaces != targetWorkspaces {
+	if r.Workers != targetWorkers || r.Workspaces != targetWorkspaces || r.MaxBatch != 0 {
 		return nil
 	}
 	var vs []Verdict

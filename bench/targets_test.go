@@ -105,6 +105,7 @@ func TestTargetsNeedTheirLoadAndRows(t *testing.T) {
 		{"the targets' load", func(*Report) {}, 12},
 		{"other workers", func(r *Report) { r.Workers = 8 }, 0},
 		{"other workspaces", func(r *Report) { r.Workspaces = 100 }, 0},
+		{"batches forced", func(r *Report) { r.MaxBatch = 1 }, 0},
 		// A row whose reference did not run has no ratio to judge.
 		{"no references", func(r *Report) {
 			for i := range r.Results {
