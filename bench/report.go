@@ -210,13 +210,19 @@ func fmtCount(v float64) string {
 }
 
 func fmtRatio(v float64) string {
+	return strconv.FormatFloat(v, 'f', ratioDecimals(v), 64)
+}
+
+// ratioDecimals is how many decimals fmtRatio prints: three significant
+// digits from 1 up.
+func ratioDecimals(v float64) int {
 	switch {
 	case v >= 100:
-		return strconv.FormatFloat(v, 'f', 0, 64)
+		return 0
 	case v >= 10:
-		return strconv.FormatFloat(v, 'f', 1, 64)
+		return 1
 	}
-	return strconv.FormatFloat(v, 'f', 2, 64)
+	return 2
 }
 
 // fmtMicros prints a latency with three significant digits.

@@ -170,13 +170,7 @@ func fmtNear(v, target float64) string {
 	if p, _ := strconv.ParseFloat(s, 64); v >= target || p < target {
 		return s
 	}
-	d := 3 // one more than fmtRatio's
-	switch {
-	case v >= 100:
-		d = 1
-	case v >= 10:
-		d = 2
-	}
+	d := ratioDecimals(v) + 1
 	scale := math.Pow(10, float64(d))
 	return strconv.FormatFloat(math.Floor(v*scale)/scale, 'f', d, 64)
 }
