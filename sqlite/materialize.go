@@ -84,16 +84,25 @@ func recordItems(r *record) int {
 
 func (m *materializer) push(r *record) {
 	m.mu.Lock()
-	if len(m.queue) == 0 {
+	first := len(m.queue) == 0
+	if first {
 		m.oldest = time.Now()
 	}
+	below := m.items < minWindowItems
 	m.queue = append(m.queue, r)
 	m.items += recordItems(r)
 	m.queued = r.Batch
+	// Wake the materializer only when it has something new to decide: a
+	// first batch starts its maxLag wait, a full window ends it. Woken on
+	// every batch, it only looked and slept again, a thread woken (a
+	// futex call on the writer's path) and a timer made a batch.
+	wake := first || (below && m.items >= minWindowItems)
 	m.mu.Unlock()
-	select {
-	case m.wake <- struct{}{}:
-	default:
+	if wake {
+		select {
+		case m.wake <- struct{}{}:
+		default:
+		}
 	}
 }
 
