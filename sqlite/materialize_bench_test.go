@@ -15,19 +15,28 @@ import (
 	"github.com/credits-dev/credits/ledger"
 )
 
-// BenchmarkMaterialize measures the materializer alone: windows of 5,000
+// BenchmarkMaterialize measures the materializer alone: windows of
 // hold+capture pairs (each pair two batches, as the engine writes them) on
-// 10,000 workspaces (ids and keys shaped like credits bench's, the workspaces
-// in scattered order), copied into the tables. It reports CPU per pair, the
-// figure that bounds how many pairs a second the tables can keep up with.
+// 10,000 workspaces (ids and keys shaped like credits bench's, the
+// workspaces in scattered order), copied into the tables. It reports CPU
+// per pair, the figure that bounds how many pairs a second the tables can
+// keep up with. The window sizes are what the engine rows of credits bench
+// gather (about 2,000-5,000 pairs), and what the HTTP rows gathered in
+// 100 ms at their rate (about 500): the smaller a window, the more of its
+// workspaces' cycle and ledger-head pages each pair pays for.
 func BenchmarkMaterialize(b *testing.B) {
+	for _, window := range []int{500, 2_000, 5_000} {
+		b.Run(fmt.Sprintf("pairs=%d", window), func(b *testing.B) { benchMaterialize(b, window) })
+	}
+}
+
+func benchMaterialize(b *testing.B, window int) {
 	ctx := context.Background()
 	s, err := Open(ctx, filepath.Join(b.TempDir(), "credits.db"))
 	if err != nil {
 		b.Fatal(err)
 	}
 	defer s.Close()
-	const window = 5_000
 	makeWindow := pairWindows(b, s, 10_000, window)
 	b.ResetTimer()
 	var spent time.Duration
