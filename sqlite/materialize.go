@@ -43,16 +43,15 @@ const (
 	// workspaces peaked at 164.8-173.1 MiB against 144.7 (with maps and
 	// these sizes, 194.7: over the 200 MB the service promises).
 	minWindowItems = 16_000
-	// 400 ms, not 100: at the HTTP rows' rate (about 5,000 pairs/s, 30,000
-	// rows) 100 ms gathered windows of about 500 pairs, and a small window
-	// pays for nearly every page of the workspaces' cycles and ledger heads
-	// it touches: BenchmarkMaterialize 20.4-20.6 µs of CPU and 3,280 bytes
-	// written a pair at 500 pairs against 15.3-15.4 µs and 1,632-1,654 at
-	// 2,000 (two runs each, in turn). At the engine rows' rate
-	// minWindowItems closes a window first, as before. Nothing waits for
-	// the lag: reads see the overlay, Flush writes at once, and the
-	// overlay's memory is bounded by maxPendingItems rows either way.
-	maxLag = 400 * time.Millisecond
+	// 100 ms. At the HTTP rows' rate (about 5,000 pairs/s) it gathers
+	// windows of about 500 pairs, and a small window pays for nearly every
+	// page of the workspaces' cycles and ledger heads it touches
+	// (BenchmarkMaterialize: 20.4-20.6 µs of CPU and 3,280 bytes written a
+	// pair at 500 pairs, 15.3-15.4 µs and 1,632-1,654 at 2,000). 400 ms
+	// was measured against it, each run in turn: http/many 4,619-5,497
+	// pairs/s (mean 4,948) against 3,837-5,849 (4,726), but http/hot lower
+	// in six runs of seven (5,370-7,331 against 5,941-8,347): not kept.
+	maxLag = 100 * time.Millisecond
 	// maxPace is the longest the writer is slowed before one batch.
 	maxPace = time.Millisecond
 	// maxCachedHeads bounds the materializer's copy of ledger_heads (about
