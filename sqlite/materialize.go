@@ -102,8 +102,8 @@ func (m *materializer) push(r *record) {
 	m.queued = r.Batch
 	// Wake the materializer only when it has something new to decide: a
 	// first batch starts its maxLag wait, a full window ends it. Woken on
-	// every batch, it only looked and slept again, a thread woken (a
-	// futex call on the writer's path) and a timer made a batch.
+	// every batch, it only looked at its queue and slept again, at the
+	// cost of a thread woken from the writer's path and a timer made.
 	wake := first || (below && m.items >= minWindowItems)
 	m.mu.Unlock()
 	if wake {
