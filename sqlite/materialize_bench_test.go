@@ -21,7 +21,7 @@ import (
 // workspaces in scattered order), copied into the tables. It reports CPU
 // per pair, the figure that bounds how many pairs a second the tables can
 // keep up with. The window sizes are what the engine rows of credits bench
-// gather (about 2,000-5,000 pairs), and what the HTTP rows gathered in
+// gather (about 2,000-5,000 pairs), and what the HTTP rows gather in
 // 100 ms at their rate (about 500): the smaller a window, the more of its
 // workspaces' cycle and ledger-head pages each pair pays for.
 func BenchmarkMaterialize(b *testing.B) {
